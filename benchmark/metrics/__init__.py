@@ -1,0 +1,1 @@
+"""Metrics registry and implementations (FID, KID, Geometry Score, text metrics, readability)."""

@@ -1,0 +1,87 @@
+"""Packed cache: all preprocessed images of a dataset directory in one memory-mapped uint8 array.
+
+Files live in `<dataset>/.cache/packed-<H>x<W>.{u8,json}`. The JSON index records a key built
+from labels.tsv, meta.json and the preprocessing size; a stale or missing cache is rebuilt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .format import LABELS, META, Dataset, atomic_write_json, load_dataset
+from .preprocess import fit_to_canvas
+from .progress import progress
+
+CACHE_DIR = ".cache"
+CACHE_VERSION = 1
+
+
+@dataclass
+class PackedImages:
+    """Preprocessed images (N, H, W) uint8 plus the transcriptions that survived preprocessing."""
+
+    images: np.ndarray
+    texts: list[str]
+    paths: list[str]
+    dropped: int
+    direction: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _cache_key(root: Path, height: int, width: int) -> str:
+    h = hashlib.sha256()
+    for name in (LABELS, META):
+        h.update((root / name).read_bytes())
+    h.update(f"{height}x{width}:v{CACHE_VERSION}".encode())
+    return h.hexdigest()
+
+
+def load_packed(dataset: Dataset | str | os.PathLike, height: int, width: int, show_progress: bool = True) -> PackedImages:
+    """Return the packed images of `dataset` at (height, width), building the cache when stale."""
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    root = ds.root
+    cache = root / CACHE_DIR
+    base = cache / f"packed-{height}x{width}"
+    index_path, data_path = base.with_suffix(".json"), base.with_suffix(".u8")
+    key = _cache_key(root, height, width)
+    index = None
+    if index_path.is_file() and data_path.is_file():
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            index = None
+    if index is None or index.get("key") != key:
+        index = _build(ds, height, width, data_path, index_path, key, show_progress)
+    n = len(index["texts"])
+    images = np.memmap(data_path, dtype=np.uint8, mode="r", shape=(n, height, width)) if n else np.zeros((0, height, width), np.uint8)
+    return PackedImages(images, index["texts"], index["paths"], index["dropped"], ds.meta.direction)
+
+
+def _build(ds: Dataset, height: int, width: int, data_path: Path, index_path: Path, key: str, show_progress: bool) -> dict:
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = data_path.with_name(f".{data_path.name}.tmp-{os.getpid()}")
+    texts, paths, dropped = [], [], 0
+    try:
+        with open(tmp, "wb") as f:
+            for i in progress(range(len(ds)), desc=f"packing {ds.root.name} {height}x{width}", disable=not show_progress):
+                canvas = fit_to_canvas(ds.load_image(i), height, width, ds.meta.direction)
+                if canvas is None:
+                    dropped += 1
+                    continue
+                f.write(canvas.tobytes())
+                texts.append(ds.entries[i][1])
+                paths.append(ds.entries[i][0])
+        os.replace(tmp, data_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    index = {"key": key, "height": height, "width": width, "texts": texts, "paths": paths, "dropped": dropped}
+    atomic_write_json(index_path, index)
+    return index

@@ -1,0 +1,52 @@
+"""PyTorch views over packed datasets: (image, encoded label, label length) triples."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from .alphabet import Alphabet
+from .packed import PackedImages, load_packed
+from .errors import UserError
+
+
+class WordImageDataset(TorchDataset):
+    """Word images as float tensors (1, H, W) in [-1, 1] (white = +1) with CTC targets.
+
+    Images are returned as stored (RTL scripts left-padded); the recognizer flips RTL inputs
+    inside its own input path (see `htr.model.orient_for_ctc`), so labels stay in logical order.
+    """
+
+    def __init__(self, source, alphabet: Alphabet, height: int, width: int, show_progress: bool = True):
+        packed = source if isinstance(source, PackedImages) else load_packed(source, height, width, show_progress)
+        if len(packed) == 0:
+            raise UserError(f"{source}: no image fits {height}x{width} after preprocessing ({packed.dropped} dropped)")
+        self.packed = packed
+        self.alphabet = alphabet
+        self.direction = packed.direction
+        self.targets = [torch.tensor(alphabet.encode(t), dtype=torch.long) for t in packed.texts]
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    def __getitem__(self, i: int):
+        img = torch.from_numpy(np.asarray(self.packed.images[i], dtype=np.float32)).div_(127.5).sub_(1.0)
+        return img.unsqueeze(0), self.targets[i], len(self.targets[i])
+
+
+def collate_words(batch):
+    """Stack images; concatenate targets (CTC's 1-D form) and return their lengths."""
+    images = torch.stack([b[0] for b in batch])
+    targets = torch.cat([b[1] for b in batch])
+    lengths = torch.tensor([b[2] for b in batch], dtype=torch.long)
+    return images, targets, lengths
+
+
+def batch_from_indices(ds: WordImageDataset, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fast batch assembly straight from the memory map (no per-item tensor work)."""
+    idx = np.sort(np.asarray(indices))
+    u8 = np.asarray(ds.packed.images[idx])
+    images = torch.from_numpy(u8).float().div_(127.5).sub_(1.0).unsqueeze(1)
+    targets = torch.cat([ds.targets[i] for i in idx])
+    lengths = torch.tensor([len(ds.targets[i]) for i in idx], dtype=torch.long)
+    return images, targets, lengths
