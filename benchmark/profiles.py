@@ -1,0 +1,88 @@
+"""Study profiles: plain data describing sizes, sample counts and training budgets (SPEC §8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict, fields, replace
+
+from datasets.errors import UserError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a study run's size depends on; every stage reads its numbers from here."""
+
+    name: str
+    height: int                 # image height (paper: 128)
+    width: int                  # image width (paper: 512); width == 4 * height
+    n_train: int                # real training images per dataset (stand-in builders)
+    n_val: int
+    n_test: int
+    gan_channel_mult: float     # G/D channel multiplier (paper: 1.0)
+    gan_iterations: int
+    gan_batch: int
+    gan_eval_every: int
+    htr_width_mult: float       # recognizer width multiplier (the paper's "big" variant: 1.0 here)
+    htr_batch: int
+    htr_max_epochs: int
+    htr_patience: int
+    htr_seeds: int              # repetitions per HTR row (mean ± std)
+    n_synthetic: int            # synthetic words generated for augmentation
+    fid_n: int                  # images per side for FID / KID
+    gs_n: int                   # points per side for the Geometry Score
+    gs_reps: int
+    real_fractions: tuple[float, ...] = (1.0,)  # real-data-size sweep
+    ablations: bool = False     # run the paper's ablation grid (Tables II–V)
+    datasets: tuple[str, ...] = ("rimes-like", "arabic-like")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke", height=16, width=64, n_train=160, n_val=48, n_test=48,
+        gan_channel_mult=0.25, gan_iterations=30, gan_batch=16, gan_eval_every=15,
+        htr_width_mult=0.5, htr_batch=32, htr_max_epochs=2, htr_patience=2, htr_seeds=2,
+        n_synthetic=96, fid_n=48, gs_n=48, gs_reps=4, real_fractions=(0.5, 1.0),
+    ),
+    "quick": Profile(
+        name="quick", height=32, width=128, n_train=20000, n_val=2000, n_test=2000,
+        gan_channel_mult=0.5, gan_iterations=3000, gan_batch=32, gan_eval_every=1000,
+        htr_width_mult=1.0, htr_batch=64, htr_max_epochs=8, htr_patience=3, htr_seeds=2,
+        n_synthetic=10000, fid_n=1000, gs_n=500, gs_reps=20, real_fractions=(0.05, 0.25, 1.0),
+    ),
+    "paper": Profile(
+        name="paper", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,
+        gan_channel_mult=1.0, gan_iterations=300000, gan_batch=64, gan_eval_every=10000,
+        htr_width_mult=1.0, htr_batch=64, htr_max_epochs=200, htr_patience=20, htr_seeds=3,
+        n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, real_fractions=(0.05, 0.25, 1.0),
+        ablations=True,
+    ),
+}
+
+
+def get_profile(name: str, overrides: dict | None = None) -> Profile:
+    """A named profile with optional field overrides (validated: unknown keys are errors)."""
+    if name not in PROFILES:
+        raise UserError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
+    prof = PROFILES[name]
+    if overrides:
+        known = {f.name: f.type for f in fields(Profile)}
+        bad = sorted(set(overrides) - set(known))
+        if bad:
+            raise UserError(f"unknown profile key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        prof = replace(prof, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    validate_profile(prof)
+    return prof
+
+
+def validate_profile(p: Profile) -> None:
+    """Reject impossible sizes before any work starts."""
+    if p.height < 8 or p.height & (p.height - 1):
+        raise UserError(f"profile {p.name}: height {p.height} must be a power of two ≥ 8")
+    if p.width != 4 * p.height:
+        raise UserError(f"profile {p.name}: width {p.width} must be 4 × height ({4 * p.height})")
+    for key in ("n_train", "n_val", "n_test", "gan_iterations", "gan_batch", "htr_batch", "fid_n", "gs_n", "gs_reps", "htr_seeds"):
+        if getattr(p, key) < 1:
+            raise UserError(f"profile {p.name}: {key} must be ≥ 1")
+    if not all(0 < f <= 1 for f in p.real_fractions):
+        raise UserError(f"profile {p.name}: real_fractions must lie in (0, 1]")
