@@ -43,6 +43,7 @@ PROFILES = {
         gan_channel_mult=0.25, gan_iterations=30, gan_batch=16, gan_eval_every=15,
         htr_width_mult=0.5, htr_batch=32, htr_max_epochs=2, htr_patience=2, htr_seeds=2,
         n_synthetic=96, fid_n=48, gs_n=48, gs_reps=4, real_fractions=(0.5, 1.0),
+        ablations=True,  # every report section, tiny: the ablation GANs train for gan_iterations too
     ),
     "quick": Profile(
         name="quick", height=32, width=128, n_train=20000, n_val=2000, n_test=2000,

@@ -174,6 +174,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -200,6 +201,7 @@ class StagingDir:
             raise UserError(f"{self.final}: already exists (choose another --out or remove it)")
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=self.final.parent))
+        os.chmod(self.path, 0o755)  # mkdtemp creates 0700
         return self.path
 
     def __exit__(self, exc_type, exc, tb):
@@ -227,13 +229,30 @@ class DatasetWriter:
 
     def add(self, image_u8: np.ndarray, text: str, writer: str | None = None, stem: str | None = None) -> str:
         """Store one uint8 greyscale image with its transcription; returns its relative path."""
+        text = self._check_text(text)
+        rel = self._next_rel(stem)
+        Image.fromarray(np.asarray(image_u8, dtype=np.uint8), mode="L").save(self.root / rel, optimize=False, compress_level=1)
+        return self._record(rel, text, writer)
+
+    def add_png(self, png: bytes, text: str, writer: str | None = None, stem: str | None = None) -> str:
+        """Store an already encoded 8-bit grey PNG (e.g. made by a worker process); see `add`."""
+        text = self._check_text(text)
+        rel = self._next_rel(stem)
+        (self.root / rel).write_bytes(png)
+        return self._record(rel, text, writer)
+
+    def _check_text(self, text: str) -> str:
         text = normalize_text(text)
         if not text.strip():
             raise UserError(f"empty transcription for image #{len(self.entries) + 1}")
         if "\t" in text or "\n" in text:
             raise UserError(f"transcription {text!r} contains a tab or newline")
-        rel = f"{IMAGES}/{stem or f'{len(self.entries):07d}'}.png"
-        Image.fromarray(np.asarray(image_u8, dtype=np.uint8), mode="L").save(self.root / rel, optimize=False, compress_level=1)
+        return text
+
+    def _next_rel(self, stem: str | None) -> str:
+        return f"{IMAGES}/{stem or f'{len(self.entries):07d}'}.png"
+
+    def _record(self, rel: str, text: str, writer: str | None) -> str:
         self.entries.append((rel, text))
         if writer is not None:
             self.meta.writers[rel] = str(writer)

@@ -1,0 +1,152 @@
+"""The one place where the study meets the other packages (datasets, htr, gan, metrics).
+
+`StudyBackend` names every operation a study stage performs. `RealBackend` calls the project's
+builders, trainers, generator and metric registry; tests inject lightweight fakes. When another
+package's API changes, only this file changes.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+import inspect
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+from typing import Callable, Protocol
+
+from datasets.errors import UserError
+from datasets.format import atomic_write_json
+
+
+class StudyBackend(Protocol):
+    """Operations the study needs; every path argument is absolute."""
+
+    def build_standin(self, kind: str, out: Path, n_train: int, n_val: int, n_test: int,
+                      height: int, width: int, seed: int) -> Path: ...
+    def import_dataset(self, fmt: str, root: Path, out: Path, height: int, width: int,
+                       options: dict) -> Path: ...
+    def train_htr(self, opts: dict, resume: bool) -> Path: ...
+    def evaluate_htr(self, run: Path, data_dir: Path, out_tsv: Path | None) -> dict: ...
+    def train_gan(self, opts: dict, resume: bool) -> Path: ...
+    def generate(self, run: Path, n: int, out: Path, words: list[str] | None, seed: int) -> Path: ...
+    def sample_grids(self, run: Path, out_png: Path, seed: int) -> Path: ...
+    def metric(self, name: str, real: Path, fake: Path, **opts) -> dict: ...
+
+
+def filter_kwargs(target, opts: dict, log: Callable[[str], None] | None = None) -> dict:
+    """Keep only the keys `target` (a dataclass or callable) accepts; report dropped keys."""
+    if is_dataclass(target):
+        names = {f.name for f in fields(target)}
+        var_kw = False
+    else:
+        params = inspect.signature(target).parameters
+        names = set(params)
+        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if var_kw:
+        return dict(opts)
+    dropped = sorted(k for k in opts if k not in names)
+    if dropped and log:
+        log(f"  note: {getattr(target, '__qualname__', target)} has no {', '.join(dropped)}; ignored")
+    return {k: v for k, v in opts.items() if k in names}
+
+
+def torchrun_command(kind: str, config_path: Path, gpus: int, python: str | None = None) -> list[str]:
+    """The command that trains `kind` ('htr' or 'gan') from a JSON config on `gpus` local GPUs."""
+    if kind not in ("htr", "gan"):
+        raise ValueError(f"unknown trainer kind {kind!r}")
+    if gpus < 1:
+        raise UserError(f"--gpus {gpus}: need at least 1")
+    return [python or sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={gpus}", "-m", "benchmark.launch", kind, str(config_path)]
+
+
+class RealBackend:
+    """Calls the real builders, trainers and metrics; trains under torchrun when gpus > 1."""
+
+    def __init__(self, gpus: int = 0, log: Callable[[str], None] | None = None,
+                 show_progress: bool = True, device: str = "cpu"):
+        self.gpus = gpus
+        self.device = device   # torch device string for training, generation and metrics
+        self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.show_progress = show_progress
+
+    # ---- data ----------------------------------------------------------------------------
+    def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed):
+        from datasets.build import build_standin
+        opts = dict(kind=kind, out=out, n_train=n_train, n_val=n_val, n_test=n_test, height=height,
+                    width=width, seed=seed, show_progress=self.show_progress)
+        return Path(build_standin(**filter_kwargs(build_standin, opts, self.log)))
+
+    def import_dataset(self, fmt, root, out, height, width, options):
+        from datasets.importers import import_dataset
+        opts = dict(fmt=fmt, root=root, out=out, height=height, width=width, **options)
+        return Path(import_dataset(**filter_kwargs(import_dataset, opts, self.log)))
+
+    # ---- training ------------------------------------------------------------------------
+    def _train(self, kind: str, opts: dict, resume: bool) -> Path:
+        if kind == "htr":
+            from htr.train import HtrTrainConfig as Cfg, train
+        else:
+            from gan.train import GanTrainConfig as Cfg, train
+        opts = dict(opts, resume=resume, device=self.device, show_progress=self.show_progress,
+                    progress=self.show_progress)
+        kw = filter_kwargs(Cfg, opts)
+        if self.gpus and self.gpus > 1:
+            return self._torchrun(kind, kw, Path(opts["out"]))
+        return Path(train(Cfg(**kw)))
+
+    def _torchrun(self, kind: str, kw: dict, out: Path) -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_path = out.parent / f".{out.name}.{kind}-launch.json"
+        atomic_write_json(cfg_path, {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()})
+        cmd = torchrun_command(kind, cfg_path, self.gpus)
+        self.log("  " + " ".join(cmd))
+        proc = subprocess.run(cmd, env=dict(os.environ))
+        if proc.returncode != 0:
+            raise UserError(f"{kind} training under torchrun failed (exit {proc.returncode}); see the log above")
+        return out
+
+    def train_htr(self, opts, resume):
+        return self._train("htr", opts, resume)
+
+    def train_gan(self, opts, resume):
+        return self._train("gan", opts, resume)
+
+    def evaluate_htr(self, run, data_dir, out_tsv=None):
+        from htr.evaluate import evaluate
+        return dict(evaluate(run, data_dir, out_tsv, device=self.device))
+
+    def generate(self, run, n, out, words=None, seed=0):
+        from gan.generate import generate
+        return Path(generate(run, n, out, words=words, seed=seed, device=self.device,
+                             show_progress=self.show_progress))
+
+    def sample_grids(self, run, out_png, seed):
+        """The paper's Figs. 5–6 material: fixed word × varying z above fixed z × varying word."""
+        from gan.generate import write_sample_grids
+        return Path(write_sample_grids(run, out_png, seed=seed, device=self.device))
+
+    def metric(self, name, real, fake, **opts):
+        from benchmark.metrics.registry import compute
+        if name in ("fid", "kid", "readability"):
+            opts = dict(opts, device=self.device)
+        return dict(compute(name, real, fake, **opts))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a log.jsonl (a torn last line from an interrupted run is ignored)."""
+    out = []
+    if not Path(path).is_file():
+        return out
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out

@@ -1,0 +1,129 @@
+"""`htraug metrics fid|kid|gs|readability|text`."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    """Add the `metrics` command group to the top-level sub-parsers."""
+    from benchmark.cli import add_group
+
+    metrics = add_group(sub, "metrics", "distribution and text metrics: FID, KID, Geometry Score, readability, ED/WER")
+    _add_fid_kid(metrics, "fid", "Fréchet distance of feature Gaussians (FID)")
+    _add_fid_kid(metrics, "kid", "Kernel Inception Distance (unbiased MMD², cubic kernel)")
+    _add_gs(metrics)
+    _add_readability(metrics)
+    try:
+        from htr.cli import add_metrics_text_parser
+    except ImportError:  # htr not installed in this tree: no `metrics text`
+        return
+    add_metrics_text_parser(metrics)
+
+
+SOURCE_HELP = "dataset directory, folder of same-size images, or .npy (N,H,W uint8 images or N,D features)"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--real", required=True, metavar="PATH", help=SOURCE_HELP)
+    p.add_argument("--fake", required=True, metavar="PATH", help=SOURCE_HELP)
+    p.add_argument("--n", type=int, default=None, metavar="N", help="seeded subsample of N per side (default: all)")
+    p.add_argument("--height", type=int, default=None, help="preprocessing height of dataset directories (default: meta.json / judge)")
+    p.add_argument("--width", type=int, default=None, help="preprocessing width of dataset directories")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _add_fid_kid(metrics, name: str, help: str) -> None:
+    p = metrics.add_parser(name, help=help, description=f"{help}, from inception or judge-recognizer features. "
+                           "Values depend on the sample size: compare at equal N and with the same extractor.")
+    _add_common(p)
+    p.add_argument("--features", choices=("inception", "htr"), default="inception")
+    p.add_argument("--inception-weights", metavar="FILE", default=None,
+                   help="pytorch-fid pt_inception-2015-12-05-6726825d.pth (or $HTRAUG_INCEPTION_WEIGHTS)")
+    p.add_argument("--judge", metavar="RUN", default=None, help="judge recognizer run directory or checkpoint (--features htr)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    if name == "kid":
+        p.add_argument("--subsets", type=int, default=100, help="number of random subsets")
+        p.add_argument("--subset-size", type=int, default=1000)
+    else:
+        p.add_argument("--no-cache", action="store_true", help="do not read or write cached feature statistics")
+    p.set_defaults(func=fid_command if name == "fid" else kid_command)
+
+
+def _add_gs(metrics) -> None:
+    p = metrics.add_parser("gs", help="Geometry Score (Khrulkov & Oseledets 2018) of flattened images or points",
+                           description="Geometry Score: squared L2 distance of mean relative living times of H1 "
+                                       "of witness complexes (gudhi), over random landmark sets.")
+    _add_common(p)
+    p.add_argument("--reps", type=int, default=100, help="landmark repetitions per set")
+    p.add_argument("--landmarks", type=int, default=64)
+    p.add_argument("--gamma", type=float, default=None, help="relaxation factor (default 1/128 · N/5000)")
+    p.add_argument("--i-max", type=int, default=100)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: available CPUs)")
+    p.set_defaults(func=gs_command)
+
+
+def _add_readability(metrics) -> None:
+    p = metrics.add_parser("readability", help="ED/WER of a judge recognizer on generated words",
+                           description="Readability of generated word images: the judge recognizer's ED/WER against "
+                                       "the words in the generated dataset's labels.tsv.")
+    p.add_argument("--fake", required=True, metavar="DIR", help="generated dataset directory")
+    p.add_argument("--judge", required=True, metavar="RUN", help="judge recognizer run directory or checkpoint")
+    p.add_argument("--n", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=readability_command)
+
+
+def _emit(result: dict, as_json: bool, lines: list[str]) -> int:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def fid_command(args) -> int:
+    from .registry import compute
+
+    r = compute("fid", args.real, args.fake, features=args.features, n=args.n, inception_weights=args.inception_weights,
+                judge=args.judge, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                height=args.height, width=args.width, cache=not args.no_cache)
+    return _emit(r, args.json, [f"FID ({r['features']} features, N real {r['n_real']}, N fake {r['n_fake']}): {r['fid']:.4f}"])
+
+
+def kid_command(args) -> int:
+    from .registry import compute
+
+    r = compute("kid", args.real, args.fake, features=args.features, n=args.n, subsets=args.subsets,
+                subset_size=args.subset_size, inception_weights=args.inception_weights, judge=args.judge,
+                batch_size=args.batch_size, device=args.device, seed=args.seed, height=args.height, width=args.width)
+    return _emit(r, args.json, [f"KID ({r['features']} features, N real {r['n_real']}, N fake {r['n_fake']}, "
+                                f"{r['subsets']} subsets of {r['subset_size']}): {r['kid']:.6f} ± {r['kid_std']:.6f}"])
+
+
+def gs_command(args) -> int:
+    from .registry import compute
+
+    r = compute("gs", args.real, args.fake, n=args.n, height=args.height, width=args.width, sample_seed=args.seed,
+                landmarks=args.landmarks, reps=args.reps, gamma=args.gamma, i_max=args.i_max, seed=args.seed,
+                workers=args.workers)
+    modes = f"β₁ mode real {max(range(len(r['mrlt_real'])), key=r['mrlt_real'].__getitem__)}, " \
+            f"fake {max(range(len(r['mrlt_fake'])), key=r['mrlt_fake'].__getitem__)}"
+    return _emit(r, args.json, [f"GS (N real {r['n_real']}, N fake {r['n_fake']}, {r['reps']} reps, "
+                                f"{r['landmarks']} landmarks): {r['gs']:.6g} ({modes})"])
+
+
+def readability_command(args) -> int:
+    from .registry import compute
+
+    r = compute("readability", None, args.fake, judge=args.judge, n=args.n, seed=args.seed,
+                batch_size=args.batch_size, device=args.device)
+    if args.json:
+        r = {k: v for k, v in r.items() if k != "hypotheses"}
+    return _emit(r, args.json, [f"readability of {args.fake} ({r['n']} words): ED {r['cer']:.2f}% WER {r['wer']:.2f}% "
+                                f"(case-insensitive ED {r['cer_ci']:.2f}% WER {r['wer_ci']:.2f}%)"])

@@ -1,0 +1,1 @@
+"""Performance measurements of the benchmark components (run as modules, results in RESULTS.md)."""

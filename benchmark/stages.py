@@ -1,0 +1,314 @@
+"""A small stage abstraction for the study: content-hashed, skippable, resumable, atomic.
+
+A `Stage` has a unique path-safe name, the names of the stages it reads, a JSON-able config and
+a function. Its content hash is sha256 over its config and the hashes of its inputs, so a change
+anywhere upstream re-runs everything downstream and nothing else.
+
+On disk (under the study directory) a stage owns `stages/<name>/`:
+  work/          the stage's working directory; trainers write (and resume) their run dirs here
+  work/.hash     the hash the work directory belongs to (a different hash wipes it)
+  stage.json     the completion marker — result, hash, timing — written atomically, last
+
+A stage counts as done only when stage.json exists with the current hash. An interrupted stage
+leaves its work directory behind; the next run finds the same hash there and calls the stage
+with `ctx.resume = True` so trainers continue from their last checkpoint. Stage functions publish
+finished artifacts through `ctx.publish_dir` (a temporary directory renamed into place) or the
+atomic writers in `datasets.format`, so no half-written artifact is ever visible.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+from pathlib import Path
+import re
+import shutil
+import sys
+import tempfile
+import time
+from typing import Callable, Iterable
+
+from datasets.errors import UserError
+from datasets.format import atomic_write_json, atomic_write_text
+
+MARKER = "stage.json"
+HASH_FILE = ".hash"
+_NAME_RE = re.compile(r"^[A-Za-z0-9._+=-]+(/[A-Za-z0-9._+=-]+)*$")
+
+
+@dataclass
+class StageContext:
+    """What a running stage sees: its work dir, its inputs' results, and whether to resume."""
+
+    name: str
+    study_dir: Path
+    work: Path
+    inputs: dict[str, dict]
+    resume: bool
+    log: Callable[[str], None] = print
+
+    def rel(self, path) -> str:
+        """A path relative to the study directory (results store relative paths)."""
+        return os.path.relpath(Path(path), self.study_dir)
+
+    def path(self, rel: str) -> Path:
+        """Resolve a study-relative path stored in a result."""
+        return self.study_dir / rel
+
+    @contextmanager
+    def publish_dir(self, final):
+        """Yield a temporary directory that becomes `final` (replacing it) only on success."""
+        final = Path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+
+@dataclass
+class Stage:
+    """One unit of work in the study graph."""
+
+    name: str
+    fn: Callable[[StageContext], dict]
+    config: dict = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    unit: bool = False          # an independent grid unit (sharded), as opposed to a shared prerequisite
+    cost: float = 1.0           # projected seconds, for ETAs and the paper profile's projection
+
+    def __post_init__(self):
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"stage name {self.name!r} is not path-safe")
+
+
+def canonical_json(obj) -> str:
+    """Stable JSON for hashing: sorted keys, no whitespace, tuples as lists."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def stage_hash(config: dict, input_hashes: dict[str, str]) -> str:
+    """sha256 over a stage's config and the (name → hash) map of its inputs."""
+    payload = canonical_json({"config": config, "inputs": input_hashes})
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def fingerprint_tree(root: Path) -> str:
+    """A cheap fingerprint of a directory tree (relative path, size, mtime of every file)."""
+    root = Path(root)
+    h = hashlib.sha256()
+    if root.is_file():
+        st = root.stat()
+        h.update(f"{root.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            p = Path(dirpath) / fn
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def format_seconds(s: float) -> str:
+    """Human-readable duration: 42s, 3m05s, 2h10m, 3d04h."""
+    s = max(0.0, float(s))
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    if s < 86400:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    return f"{int(s // 86400)}d{int(s % 86400 // 3600):02d}h"
+
+
+class StageRunner:
+    """Runs stages in dependency order inside a study directory, skipping up-to-date ones."""
+
+    def __init__(self, study_dir: Path, stages: Iterable[Stage], log: Callable[[str], None] | None = None):
+        self.study_dir = Path(study_dir)
+        self.stages: dict[str, Stage] = {}
+        for st in stages:
+            if st.name in self.stages:
+                raise ValueError(f"duplicate stage {st.name}")
+            self.stages[st.name] = st
+        for st in self.stages.values():
+            for dep in st.inputs:
+                if dep not in self.stages:
+                    raise ValueError(f"stage {st.name} reads unknown stage {dep}")
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.results: dict[str, dict] = {}
+        self.hashes: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+        self.status: dict[str, str] = {}
+
+    # ---- paths -------------------------------------------------------------------------
+    def stage_dir(self, name: str) -> Path:
+        return self.study_dir / "stages" / name
+
+    def marker_path(self, name: str) -> Path:
+        return self.stage_dir(name) / MARKER
+
+    # ---- graph -------------------------------------------------------------------------
+    def closure(self, targets: Iterable[str]) -> list[str]:
+        """`targets` and everything they depend on, in a deterministic topological order."""
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(n: str):
+            if state.get(n) == 2:
+                return
+            if state.get(n) == 1:
+                raise ValueError(f"stage graph has a cycle through {n}")
+            state[n] = 1
+            for dep in self.stages[n].inputs:
+                visit(dep)
+            state[n] = 2
+            order.append(n)
+
+        for t in targets:
+            visit(t)
+        return order
+
+    def compute_hash(self, name: str) -> str:
+        st = self.stages[name]
+        return stage_hash(st.config, {d: self.hashes[d] for d in st.inputs})
+
+    def read_marker(self, name: str) -> dict | None:
+        p = self.marker_path(name)
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    # ---- execution ---------------------------------------------------------------------
+    def run(self, targets: Iterable[str] | None = None) -> dict[str, dict]:
+        """Run `targets` (default: all stages) and their dependencies; returns name → result."""
+        order = self.closure(list(targets) if targets is not None else list(self.stages))
+        total_cost = sum(self.stages[n].cost for n in order) or 1.0
+        done_cost = 0.0
+        spent = 0.0
+        spent_cost = 0.0
+        t_start = time.monotonic()
+        for i, name in enumerate(order, start=1):
+            st = self.stages[name]
+            h = self.hashes[name] = self.compute_hash(name)
+            prefix = f"[{i:>{len(str(len(order)))}}/{len(order)}] {name}"
+            marker = self.read_marker(name)
+            if marker and marker.get("hash") == h:
+                self.results[name] = marker.get("result", {})
+                self.timings[name] = float(marker.get("seconds", 0.0))
+                self.status[name] = "skipped"
+                done_cost += st.cost
+                self.log(f"{prefix}: up to date, skipped")
+                continue
+            # ETA: projected remaining cost, rescaled by how fast this machine has been so far.
+            speed = spent / spent_cost if spent_cost > 0 else 1.0
+            remaining = (total_cost - done_cost) * speed
+            self.log(f"{prefix}: running (stage ~{format_seconds(st.cost * speed)}, study ETA ~{format_seconds(remaining)})")
+            t0 = time.monotonic()
+            with self._lock(name):
+                marker = self.read_marker(name)  # another shard may have finished it meanwhile
+                if marker and marker.get("hash") == h:
+                    result = marker.get("result", {})
+                    seconds = float(marker.get("seconds", 0.0))
+                    self.status[name] = "skipped"
+                else:
+                    result, seconds = self._execute(st, h)
+                    self.status[name] = "ran"
+            self.results[name] = result
+            self.timings[name] = seconds
+            elapsed = time.monotonic() - t0
+            spent += elapsed
+            spent_cost += st.cost
+            done_cost += st.cost
+            self.log(f"{prefix}: done in {format_seconds(elapsed)} (elapsed {format_seconds(time.monotonic() - t_start)})")
+        return {n: self.results[n] for n in order}
+
+    def _execute(self, st: Stage, h: str) -> tuple[dict, float]:
+        """Run one stage in its work dir and record the completion marker last."""
+        sdir = self.stage_dir(st.name)
+        work = sdir / "work"
+        hash_file = work / HASH_FILE
+        resume = False
+        if work.exists():
+            old = hash_file.read_text().strip() if hash_file.is_file() else None
+            if old == h:
+                resume = True
+            else:
+                shutil.rmtree(work)
+        marker = self.marker_path(st.name)
+        if marker.exists():
+            marker.unlink()
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(hash_file, h + "\n")
+        ctx = StageContext(
+            name=st.name, study_dir=self.study_dir, work=work,
+            inputs={d: self.results[d] for d in st.inputs}, resume=resume, log=self.log,
+        )
+        t0 = time.monotonic()
+        result = st.fn(ctx)
+        seconds = time.monotonic() - t0
+        if result is None:
+            result = {}
+        json.dumps(result)  # a result must be JSON-able before it is recorded
+        atomic_write_json(marker, {"name": st.name, "hash": h, "config": st.config,
+                                   "inputs": {d: self.hashes[d] for d in st.inputs},
+                                   "result": result, "seconds": round(seconds, 3),
+                                   "resumed": resume})
+        return result, seconds
+
+    @contextmanager
+    def _lock(self, name: str):
+        """An advisory per-stage lock so shards sharing one study dir never run a stage twice."""
+        sdir = self.stage_dir(name)
+        sdir.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX
+            yield
+            return
+        with open(sdir / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """Parse `i/N` (0 ≤ i < N) into (i, N); None stays None."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m:
+        raise UserError(f"--shard {text!r}: expected i/N, e.g. 0/4")
+    i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text!r}: need 0 ≤ i < N and N ≥ 1")
+    return i, n
+
+
+def shard_units(units: Iterable[str], shard: tuple[int, int] | None) -> list[str]:
+    """The deterministic slice of grid units for shard (i, N): sorted names, every N-th from i.
+
+    Sorting makes the slice independent of planning order; the union over i = 0..N-1 is every
+    unit exactly once.
+    """
+    ordered = sorted(set(units))
+    if shard is None:
+        return ordered
+    i, n = shard
+    return [u for k, u in enumerate(ordered) if k % n == i]

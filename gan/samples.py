@@ -1,0 +1,71 @@
+"""Sample grids (SPEC §9, paper Figs. 5–6): fixed word × varying z and fixed z × varying word."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+GAP = 4
+GAP_GREY = 160
+LABEL_WIDTH_CHARS = 14
+
+
+def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """uint8 images (rows·cols, H, W), row-major → one uint8 grid with grey gaps."""
+    n, h, w = images.shape
+    assert n == rows * cols, (n, rows, cols)
+    grid = np.full((rows * h + (rows + 1) * GAP, cols * w + (cols + 1) * GAP), GAP_GREY, np.uint8)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        y, x = GAP + r * (h + GAP), GAP + c * (w + GAP)
+        grid[y:y + h, x:x + w] = images[k]
+    return grid
+
+
+def add_row_labels(grid: np.ndarray, labels: list[str], row_height: int) -> np.ndarray:
+    """Prepend a white column with one text label per row (Latin scripts only)."""
+    size = max(10, min(24, row_height // 2))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    width = int(size * 0.62 * LABEL_WIDTH_CHARS) + 2 * GAP
+    canvas = Image.new("L", (grid.shape[1] + width, grid.shape[0]), 255)
+    canvas.paste(Image.fromarray(grid), (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for r, text in enumerate(labels):
+        y = GAP + r * (row_height + GAP) + row_height // 2 - size // 2
+        draw.text((GAP, y), text[:LABEL_WIDTH_CHARS], fill=0, font=font)
+    return np.asarray(canvas)
+
+
+def word_and_style_grids(images: np.ndarray, words: list[str], n_styles: int, label: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`images` (len(words)·n_styles, H, W) ordered word-major (word i, style j at i·n_styles + j).
+
+    Returns (words grid: one row per word, one column per z;
+             styles grid: one row per z, one column per word)."""
+    n_words, h = len(words), images.shape[1]
+    by_word = tile(images, n_words, n_styles)
+    order = [i * n_styles + j for j in range(n_styles) for i in range(n_words)]
+    by_style = tile(images[order], n_styles, n_words)
+    if label:
+        by_word = add_row_labels(by_word, words, h)
+    return by_word, by_style
+
+
+def save_png(grid: np.ndarray, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(grid, mode="L").save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def stack_vertically(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """One image with `top` above `bottom` (white-padded to the wider one)."""
+    w = max(top.shape[1], bottom.shape[1])
+    pad = lambda a: np.pad(a, ((0, 0), (0, w - a.shape[1])), constant_values=255)
+    sep = np.full((3 * GAP, w), 255, np.uint8)
+    return np.concatenate([pad(top), sep, pad(bottom)], axis=0)

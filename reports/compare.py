@@ -1,0 +1,185 @@
+"""Regression check: `htraug compare BASELINE RESULTS [--tolerance FILE]` (SPEC §9).
+
+Both sides are flattened to `metric path → number`; each metric gets a direction (lower is better
+for cer/wer/fid/gs/kid and readability errors, higher for gains, equal for dataset statistics) and
+a tolerance from the first matching rule of the tolerance file: max(abs, rel × |baseline|). A
+metric that moves the wrong way by more than its tolerance, or disappears, fails the check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import fnmatch
+import json
+import math
+from pathlib import Path
+import sys
+
+from datasets.errors import UserError
+
+DEFAULT_TOLERANCES = Path(__file__).parent / "baselines" / "tolerances.json"
+LOWER_IS_BETTER = ("cer", "wer", "fid", "gs", "kid")
+_TOL_KEYS = {"match", "abs", "rel", "ignore", "direction"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One compared metric."""
+
+    metric: str
+    baseline: float | None
+    run: float | None
+    delta: float | None
+    tolerance: float | None
+    direction: str
+    status: str      # ok | better | REGRESSED | MISSING | new | ignored
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("REGRESSED", "MISSING")
+
+
+def flatten_metrics(results: dict) -> dict[str, float]:
+    """The comparable numbers of a results.json, keyed by a stable path."""
+    out: dict[str, float] = {}
+
+    def put(key: str, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
+            out[key] = float(value)
+
+    for ds, entry in sorted(results.get("datasets", {}).items()):
+        for split, stats in sorted((entry.get("stats") or {}).items()):
+            if isinstance(stats, dict):
+                for k in ("images", "words", "characters"):
+                    put(f"{ds}/data/{split}/{k}", stats.get(k))
+        for k, v in ((entry.get("judge") or {}).get("test") or {}).items():
+            if k in ("cer", "wer", "cer_ci", "wer_ci"):
+                put(f"{ds}/judge/{k}", v)
+        for k, v in ((entry.get("gan") or {}).get("final") or {}).items():
+            if k in ("fid", "kid", "gs", "readability_cer", "readability_wer"):
+                put(f"{ds}/gan/final/{k}", v)
+        for row, agg in ((entry.get("htr") or {}).get("rows") or {}).items():
+            for k in ("cer_mean", "wer_mean", "cer_ci_mean", "wer_ci_mean", "cer_std", "wer_std"):
+                put(f"{ds}/htr/{row}/{k}", agg.get(k))
+        for point in entry.get("sweep") or []:
+            f = f"f{point['fraction']:g}"
+            for row in ("real", "real+synthetic"):
+                for k in ("cer_mean", "wer_mean"):
+                    put(f"{ds}/sweep/{f}/{row}/{k}", (point.get(row) or {}).get(k))
+            for k in ("gain_cer", "gain_wer"):
+                put(f"{ds}/sweep/{f}/{k}", point.get(k))
+        for group, rows in (entry.get("ablations") or {}).items():
+            for r in rows:
+                setting = str(r.get("setting", "")).replace(" (ours)", "")
+                for k in ("fid", "gs"):
+                    put(f"{ds}/ablation/{group}/{setting}/{k}", r.get(k))
+    return out
+
+
+def direction_of(metric: str) -> str:
+    """'lower', 'higher' or 'equal' (dataset statistics) for a flattened metric path."""
+    leaf = metric.rsplit("/", 1)[-1]
+    if leaf.startswith("gain_"):
+        return "higher"
+    if "/data/" in metric:
+        return "equal"
+    base = leaf.replace("readability_", "").split("_")[0]
+    if base in LOWER_IS_BETTER:
+        return "lower"
+    return "equal"
+
+
+def load_tolerances(path: Path | None) -> dict:
+    """Read and validate a tolerance file: {"default": {abs, rel}, "rules": [{match, abs, rel, ignore}]}."""
+    path = Path(path) if path else DEFAULT_TOLERANCES
+    if not path.is_file():
+        raise UserError(f"{path}: tolerance file does not exist")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict) or set(obj) - {"default", "rules", "comment"}:
+        raise UserError(f"{path}: expected an object with 'default' and 'rules'")
+    for i, rule in enumerate(obj.get("rules", [])):
+        if not isinstance(rule, dict) or "match" not in rule or set(rule) - _TOL_KEYS:
+            raise UserError(f"{path}: rules[{i}] must have 'match' and only {', '.join(sorted(_TOL_KEYS))}")
+    return obj
+
+
+def tolerance_for(metric: str, baseline: float, tol: dict) -> tuple[float | None, str | None]:
+    """(allowed move, direction override) for a metric; None tolerance means ignored."""
+    rule = next((r for r in tol.get("rules", []) if fnmatch.fnmatchcase(metric, r["match"])), None)
+    rule = rule or tol.get("default", {"abs": 0.0, "rel": 0.0})
+    if rule.get("ignore"):
+        return None, None
+    allowed = max(float(rule.get("abs", 0.0)), float(rule.get("rel", 0.0)) * abs(baseline))
+    return allowed, rule.get("direction")
+
+
+def compare(baseline: dict, run: dict, tol: dict) -> list[Check]:
+    """Compare two results documents metric by metric."""
+    b, r = flatten_metrics(baseline), flatten_metrics(run)
+    checks: list[Check] = []
+    for metric in sorted(set(b) | set(r)):
+        direction = direction_of(metric)
+        if metric not in b:
+            checks.append(Check(metric, None, r[metric], None, None, direction, "new"))
+            continue
+        allowed, override = tolerance_for(metric, b[metric], tol)
+        direction = override or direction
+        if allowed is None:
+            checks.append(Check(metric, b[metric], r.get(metric), None if metric not in r else r[metric] - b[metric],
+                                None, direction, "ignored"))
+            continue
+        if metric not in r:
+            checks.append(Check(metric, b[metric], None, None, allowed, direction, "MISSING"))
+            continue
+        delta = r[metric] - b[metric]
+        worse = {"lower": delta, "higher": -delta, "equal": abs(delta)}[direction]
+        if worse > allowed + 1e-12:
+            status = "REGRESSED"
+        elif worse < 0 and direction != "equal":
+            status = "better"
+        else:
+            status = "ok"
+        checks.append(Check(metric, b[metric], r[metric], delta, allowed, direction, status))
+    return checks
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e5):
+        return f"{v:.3g}"
+    return f"{v:.3f}"
+
+
+def format_table(checks: list[Check], show_all: bool = False) -> str:
+    """A fixed-width table: metric, baseline, run, delta, tolerance, status."""
+    rows = [c for c in checks if show_all or c.status not in ("ignored",)]
+    header = ("metric", "baseline", "run", "delta", "tolerance", "status")
+    body = [(c.metric, _fmt(c.baseline), _fmt(c.run), _fmt(c.delta),
+             ("±" if c.direction == "equal" else "") + _fmt(c.tolerance), c.status) for c in rows]
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) if i < 5 else h for i, (h, w) in enumerate(zip(header, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in body:
+        lines.append("  ".join(x.ljust(w) if i == 0 else x.rjust(w) if i < 5 else x for i, (x, w) in enumerate(zip(row, widths))))
+    failed = [c for c in checks if c.failed]
+    lines.append("")
+    lines.append(f"{len(failed)} regression(s) in {sum(c.status not in ('ignored', 'new') for c in checks)} checked metric(s)"
+                 if failed else f"no regression in {sum(c.status not in ('ignored', 'new') for c in checks)} checked metric(s)")
+    return "\n".join(lines)
+
+
+def _load(path: Path) -> dict:
+    from benchmark.study import load_results
+    return load_results(path)
+
+
+def compare_files(baseline: Path, results: Path, tolerance: Path | None = None, show_all: bool = False,
+                  stream=None) -> int:
+    """Print the comparison table; 1 when a metric regressed past its tolerance, else 0."""
+    stream = stream or sys.stdout
+    checks = compare(_load(baseline), _load(results), load_tolerances(tolerance))
+    print(format_table(checks, show_all), file=stream)
+    return 1 if any(c.failed for c in checks) else 0

@@ -1,0 +1,73 @@
+"""Dataset format core: preprocessing, packed cache staleness, one-line errors."""
+import numpy as np
+import pytest
+
+from datasets.alphabet import FRENCH
+from datasets.errors import UserError
+from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset
+from datasets.packed import load_packed
+from datasets.preprocess import fit_to_canvas, from_unit_range, to_unit_range
+from datasets.torch_dataset import WordImageDataset, batch_from_indices
+
+
+def _word(h, w, value=0):
+    img = np.full((h, w), 255, np.uint8)
+    img[2:-2, 2:-2] = value
+    return img
+
+
+def test_isometric_resize_and_padding_directions():
+    img = _word(64, 100)
+    ltr = fit_to_canvas(img, 32, 128, "ltr")
+    rtl = fit_to_canvas(img, 32, 128, "rtl")
+    assert ltr.shape == rtl.shape == (32, 128)
+    ink_l = np.where((ltr < 128).any(0))[0]
+    ink_r = np.where((rtl < 128).any(0))[0]
+    assert ink_l.min() <= 2 and ink_l.max() <= 50 and np.all(ltr[:, 50:] == 255)  # 100 * 32/64 = 50 wide
+    assert ink_r.max() >= 125 and ink_r.min() >= 78 and np.all(rtl[:, :78] == 255)
+    assert fit_to_canvas(_word(32, 129), 32, 128) is None  # too wide: dropped
+    assert fit_to_canvas(_word(32, 128), 32, 128) is not None
+    x = to_unit_range(np.array([0, 255], np.uint8))
+    assert np.allclose(x, [-1, 1]) and list(from_unit_range(x)) == [0, 255]
+
+
+def _dataset(root, widths, direction="ltr"):
+    meta = DatasetMeta("t", "fr", direction, FRENCH, split="train")
+    w = DatasetWriter(root, meta)
+    for i, width in enumerate(widths):
+        w.add(_word(32, width), f"mot{i}", writer="w1")
+    return w.close()
+
+
+def test_packed_cache_counts_drops_and_rebuilds_when_labels_change(tmp_path):
+    _dataset(tmp_path / "d", [40, 100, 300, 60], "rtl")
+    p = load_packed(tmp_path / "d", 16, 64, show_progress=False)
+    assert len(p) == 3 and p.dropped == 1 and p.direction == "rtl"
+    assert p.texts == ["mot0", "mot1", "mot3"] and p.images.shape == (3, 16, 64)
+    assert np.all(p.images[0][:, :40] == 255)  # RTL: left padding
+    again = load_packed(tmp_path / "d", 16, 64, show_progress=False)
+    assert again.texts == p.texts
+    labels = tmp_path / "d" / "labels.tsv"
+    labels.write_text(labels.read_text().replace("mot0", "autre"), encoding="utf-8")
+    fresh = load_packed(tmp_path / "d", 16, 64, show_progress=False)
+    assert fresh.texts[0] == "autre"
+    ds = WordImageDataset(fresh, FRENCH, 16, 64)
+    images, targets, lengths = batch_from_indices(ds, [2, 0])
+    assert images.shape == (2, 1, 16, 64) and lengths.tolist() == [5, 4] and len(targets) == 9
+
+
+def test_bad_labels_are_one_line_errors(tmp_path):
+    _dataset(tmp_path / "d", [40])
+    labels = tmp_path / "d" / "labels.tsv"
+    labels.write_text("images/0000000.png\tmot\nno tab here\n", encoding="utf-8")
+    with pytest.raises(UserError) as e:
+        load_dataset(tmp_path / "d")
+    assert f"{labels}:2:" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_staging_dir_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError):
+        with StagingDir(tmp_path / "out") as stage:
+            (stage / "x").write_text("partial")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []

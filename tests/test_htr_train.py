@@ -1,0 +1,222 @@
+"""CTC training: exact resume, early stopping, mixing, evaluation and one-line input errors."""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datasets.alphabet import Alphabet
+from datasets.errors import UserError
+from datasets.format import DatasetMeta, DatasetWriter
+from htr import cli as htr_cli
+from htr.checkpoint import load_recognizer, read_checkpoint
+from htr.evaluate import evaluate, recognize
+from htr.train import BatchPlan, HtrTrainConfig, train
+import htr.train as htr_train
+
+SYMBOLS = "abcd"
+
+
+def make_dataset(root: Path, n: int, seed: int, symbols: str = SYMBOLS, direction: str = "ltr",
+                 words=None) -> Path:
+    """Tiny 16×64 dataset: each letter drawn as a black bar whose width encodes the letter."""
+    rng = np.random.default_rng(seed)
+    meta = DatasetMeta(name=root.name, language="xx", direction=direction, alphabet=Alphabet(symbols),
+                       height=16, width=64, split=root.name)
+    w = DatasetWriter(root, meta)
+    for i in range(n):
+        word = words[i % len(words)] if words else "".join(rng.choice(list(symbols), rng.integers(1, 5)))
+        img = np.full((16, 64), 255, np.uint8)
+        for j, ch in enumerate(word):
+            k = symbols.index(ch) if ch in symbols else 0
+            x0 = 2 + j * 12
+            img[3:13, x0:x0 + 2 + 2 * k] = rng.integers(0, 60)
+        if direction == "rtl":
+            img = img[:, ::-1]
+        w.add(img, word, writer=str(i % 3))
+    w.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("htrdata")
+    return {
+        "train": make_dataset(base / "train", 48, 0),
+        "val": make_dataset(base / "val", 16, 1),
+        "extra": make_dataset(base / "extra", 32, 2),
+        "base": base,
+    }
+
+
+def cfg(data, out, **kw):
+    base = dict(train=str(data["train"]), val=str(data["val"]), out=str(out), seed=3, max_epochs=3, patience=5,
+                batch_size=8, lr=1e-3, width_mult=0.25, show_progress=False, save_every=4)
+    base.update(kw)
+    return HtrTrainConfig(**base)
+
+
+def weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def log_numbers(run):
+    lines = [json.loads(x) for x in (Path(run) / "log.jsonl").read_text().splitlines()]
+    return [(e["epoch"], e["step"], e["train_loss"], e["val_cer"], e["val_wer"]) for e in lines]
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(data, tmp_path):
+    kw = dict(extra=[str(data["extra"])], extra_ratio=0.25, augment=True)
+    full = train(cfg(data, tmp_path / "full", **kw))
+    part = train(cfg(data, tmp_path / "part", max_steps=7, **kw))     # mid-epoch (6 batches/epoch)
+    assert read_checkpoint(part / "last.pt")["state"]["progress"]["step"] == 7
+    assert not read_checkpoint(part / "last.pt")["state"]["progress"]["finished"]
+    resumed = train(cfg(data, tmp_path / "part", resume=True, **kw))
+    assert same_weights(weights(full / "last.pt"), weights(resumed / "last.pt"))
+    assert same_weights(weights(full / "best.pt"), weights(resumed / "best.pt"))
+    assert log_numbers(full) == log_numbers(resumed)
+    # same seed, fresh directory → identical numbers
+    again = train(cfg(data, tmp_path / "again", **kw))
+    assert same_weights(weights(full / "last.pt"), weights(again / "last.pt"))
+
+
+def test_finished_run_resume_is_a_no_op_and_rerun_without_resume_refused(data, tmp_path):
+    run = train(cfg(data, tmp_path / "r", max_epochs=1))
+    before = (run / "last.pt").stat().st_mtime_ns
+    train(cfg(data, tmp_path / "r", max_epochs=1, resume=True))
+    assert (run / "last.pt").stat().st_mtime_ns == before
+    with pytest.raises(UserError, match="--resume"):
+        train(cfg(data, tmp_path / "r", max_epochs=1))
+    with pytest.raises(UserError, match="different configuration"):
+        train(cfg(data, tmp_path / "r", max_epochs=1, resume=True, seed=99))
+
+
+def test_early_stopping_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
+    scripted = iter([60.0, 40.0, 45.0, 50.0, 10.0])
+    snapshots = []
+
+    def fake_validate(model, val, batch_size, device):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        c = next(scripted)
+        return {"cer": c, "wer": c, "cer_ci": c, "wer_ci": c, "n": 1}
+
+    monkeypatch.setattr(htr_train, "validate_model", fake_validate)
+    run = train(cfg(data, tmp_path / "es", max_epochs=10, patience=2))
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["val_cer"] for e in log] == [60.0, 40.0, 45.0, 50.0]          # stopped after 2 bad epochs
+    best = read_checkpoint(run / "best.pt")
+    assert best["val_cer"] == 40.0 and best["step"] == log[1]["step"]
+    assert same_weights(best["model"], snapshots[1])
+    last = read_checkpoint(run / "last.pt")["state"]["progress"]
+    assert last["finished"] and last["stop_reason"] == "early_stopping"
+
+
+def test_batch_plan_mixing_modes():
+    concat = BatchPlan(np.arange(10), [6], batch_size=4, extra_ratio=None, seed=0)
+    rows = np.concatenate(concat.epoch(0))
+    assert len(concat.epoch(0)) == 4 and len(rows) == 16 and len({tuple(r) for r in rows}) == 16
+    ratio = BatchPlan(np.arange(12), [5], batch_size=4, extra_ratio=0.5, seed=0)
+    batches = ratio.epoch(1)
+    assert len(batches) == 6
+    assert all((b[:, 0] == 1).sum() == 2 and (b[:, 0] == 0).sum() == 2 for b in batches)
+    assert sorted(np.concatenate(batches)[np.concatenate(batches)[:, 0] == 0, 1]) == list(range(12))
+    assert all(np.array_equal(a, b) for a, b in zip(ratio.epoch(1), BatchPlan(np.arange(12), [5], 4, 0.5, 0).epoch(1)))
+
+
+def test_max_train_subsamples_deterministically(data, tmp_path):
+    run = train(cfg(data, tmp_path / "sub", max_epochs=1, max_train=20))
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["real_train_images"] == 20 and conf["parameters"] > 0 and conf["frames"] == 16
+
+
+def test_evaluate_and_cli(data, tmp_path, capsys):
+    run = train(cfg(data, tmp_path / "ev", max_epochs=1))
+    model, alphabet, info = load_recognizer(run)
+    assert info["alphabet_fingerprint"] == Alphabet(SYMBOLS).fingerprint and model.width == 64
+    tsv = tmp_path / "pred.tsv"
+    m = evaluate(run, data["val"], out_tsv=tsv)
+    assert m["n"] == 16 and {"cer", "wer", "cer_ci", "wer_ci"} <= set(m)
+    rows = tsv.read_text().splitlines()
+    assert rows[0] == "path\treference\thypothesis" and len(rows) == 17
+    x = torch.ones(3, 1, 16, 64)
+    assert len(recognize(model, alphabet, x, batch_size=2)) == 3
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    htr_cli.register(sub)
+    args = parser.parse_args(["htr", "eval", "--model", str(run), "--data", str(data["val"]), "--json"])
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["cer"] == pytest.approx(m["cer"])
+
+
+def test_rtl_training_runs(tmp_path):
+    tr = make_dataset(tmp_path / "tr", 16, 0, symbols="سلام", direction="rtl")
+    va = make_dataset(tmp_path / "va", 8, 1, symbols="سلام", direction="rtl")
+    run = train(HtrTrainConfig(train=str(tr), val=str(va), out=str(tmp_path / "run"), max_epochs=1,
+                               batch_size=8, width_mult=0.25, show_progress=False))
+    model, _, _ = load_recognizer(run)
+    assert model.rtl
+    assert evaluate(run, va)["n"] == 8
+
+
+# --- bad input: one-line errors ------------------------------------------------------------
+
+def one_line(exc_info):
+    msg = str(exc_info.value)
+    assert msg and "\n" not in msg
+    return msg
+
+
+def test_label_outside_the_model_alphabet(data, tmp_path):
+    odd = make_dataset(tmp_path / "odd", 8, 5, symbols="abcdz", words=["abz", "zz"])
+    with pytest.raises(UserError) as e:
+        train(cfg(data, tmp_path / "x", val=str(odd)))
+    assert "'z'" in one_line(e)
+    with pytest.raises(UserError) as e:
+        train(cfg(data, tmp_path / "y", extra=[str(odd)]))
+    assert "'z'" in one_line(e)
+
+
+def test_empty_dataset(data, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    meta = DatasetMeta(name="empty", language="xx", direction="ltr", alphabet=Alphabet(SYMBOLS))
+    (empty / "meta.json").write_text(json.dumps(meta.to_json()))
+    (empty / "labels.tsv").write_text("")
+    with pytest.raises(UserError) as e:
+        train(cfg(data, tmp_path / "z", train=str(empty)))
+    assert "empty" in one_line(e)
+
+
+def test_checkpoint_from_another_alphabet(data, tmp_path):
+    run = train(cfg(data, tmp_path / "ab", max_epochs=1))
+    other = make_dataset(tmp_path / "other", 8, 6, symbols="xyz")
+    with pytest.raises(UserError) as e:
+        evaluate(run, other)
+    assert "alphabet" in one_line(e)
+    rtl = make_dataset(tmp_path / "rtl", 8, 6, direction="rtl")
+    with pytest.raises(UserError) as e:
+        evaluate(run, rtl)
+    assert "rtl" in one_line(e)
+
+
+def test_bad_options_and_missing_checkpoint(data, tmp_path):
+    with pytest.raises(UserError):
+        HtrTrainConfig(train="a", val="b", out="c", extra_ratio=0.5).validate()
+    with pytest.raises(UserError):
+        HtrTrainConfig(train="a", val="b", out="c", optimizer="sgd").validate()
+    with pytest.raises(UserError) as e:
+        load_recognizer(tmp_path / "nope")
+    one_line(e)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError) as e:
+        load_recognizer(junk)
+    one_line(e)

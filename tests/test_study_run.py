@@ -1,0 +1,217 @@
+"""The study orchestration end to end with an injected lightweight backend (tests/study_fakes.py):
+skip logic, interruption + restart, sharding + merge, config validation, torchrun commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.backend import torchrun_command
+from benchmark.cli import main as htraug
+from benchmark.study import (load_study_config, merge_studies, plan_study, run_study, select_targets,
+                             load_results)
+from datasets.errors import UserError
+from study_fakes import FakeBackend
+
+QUIET = {"log": lambda m: None, "device": "cpu"}
+VOLATILE = ("timings", "versions", "merged_from", "shard")
+
+
+def _stable(doc: dict) -> dict:
+    """results.json minus what legitimately differs between runs (timings, versions, provenance)."""
+    return {k: v for k, v in doc.items() if k not in VOLATILE}
+
+
+@pytest.fixture(scope="module")
+def smoke_cfg():
+    return load_study_config("smoke", seed=0)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, smoke_cfg):
+    out = tmp_path_factory.mktemp("ref")
+    backend = FakeBackend()
+    results = run_study(smoke_cfg, out, backend=backend, **QUIET)
+    return out, results, backend
+
+
+def test_full_study_covers_every_section(reference, smoke_cfg):
+    out, res, _ = reference
+    assert res["complete"] and res["units"]["missing"] == []
+    assert set(res["datasets"]) == {"rimes-like", "arabic-like"}
+    fr = res["datasets"]["rimes-like"]
+    assert set(fr["htr"]["rows"]) == {"real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic"}
+    real = fr["htr"]["rows"]["real"]
+    assert real["n_seeds"] == smoke_cfg.profile.htr_seeds and len(real["per_seed"]) == 2
+    assert real["cer_std"] is not None and real["per_seed"][0]["curve"]
+    assert [p["fraction"] for p in fr["sweep"]] == [0.5, 1.0] and "gain_cer" in fr["sweep"][0]
+    assert fr["sweep"][0]["real"]["n_real"] == 80
+    assert set(fr["ablations"]) == {"alpha", "loss", "attention", "conditioning"}
+    assert [r["setting"] for r in fr["ablations"]["alpha"]] == ["none", "0.1", "1 (ours)", "10"]
+    assert "ablations" not in res["datasets"]["arabic-like"]   # the grid runs on the first dataset
+    final = fr["gan"]["final"]
+    assert {"fid", "kid", "gs", "readability_cer", "readability_wer", "fid_extractor"} <= set(final)
+    assert fr["gan"]["log"] and fr["stats"]["train"]["images"] == 160
+    for rel in fr["gan"]["grids"] + fr["gan"]["samples"] + [fr["data_samples"]]:
+        assert rel.startswith("samples/") and (out / rel).is_file()
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["datasets"] == res["datasets"] and on_disk["profile"]["name"] == "smoke"
+    assert {"python", "torch", "numpy"} <= set(on_disk["versions"])
+    assert on_disk["timings"]["stages_s"]
+
+
+def test_rerun_skips_everything(reference, smoke_cfg):
+    out, res, _ = reference
+    backend = FakeBackend()
+    again = run_study(smoke_cfg, out, backend=backend, **QUIET)
+    assert backend.train_calls == [] and backend.calls == []
+    assert _stable(again) == _stable(res)
+
+
+def test_more_seeds_run_only_the_new_units(tmp_path, reference):
+    out, _, _ = reference
+    import shutil
+    shutil.copytree(out, tmp_path / "s", dirs_exist_ok=True)
+    cfg2 = load_study_config("smoke", seed=0)
+    from dataclasses import replace
+    cfg2 = replace(cfg2, profile=replace(cfg2.profile, htr_seeds=3))
+    backend = FakeBackend()
+    res = run_study(cfg2, tmp_path / "s", backend=backend, **QUIET)
+    assert {k for k, _, _ in backend.train_calls} == {"htr"} and backend.calls == []
+    assert len(backend.train_calls) == 2 * (5 + 2)          # seed 2 of every row and sweep row
+    assert all("/s2/" in name for _, name, _ in backend.train_calls)
+    assert res["datasets"]["rimes-like"]["htr"]["rows"]["real"]["n_seeds"] == 3
+
+
+def test_interrupted_and_restarted_study_gives_identical_results(tmp_path, reference, smoke_cfg):
+    _, ref, ref_backend = reference
+    backend = FakeBackend(interrupt_after=9)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(smoke_cfg, tmp_path, backend=backend, **QUIET)
+    assert not (tmp_path / "results.json").exists()
+    interrupted = backend.train_calls[-1]
+    again = FakeBackend()
+    res = run_study(smoke_cfg, tmp_path, backend=again, **QUIET)
+    assert again.train_calls[0] == (interrupted[0], interrupted[1], True), "the interrupted trainer resumes"
+    assert len(backend.train_calls) - 1 + len(again.train_calls) == len(ref_backend.train_calls)
+    assert _stable(res) == _stable(ref)
+    disk = json.loads((tmp_path / "results.json").read_text())
+    assert _stable(disk) == _stable(json.loads(json.dumps(ref)))
+
+
+def test_shards_merge_into_the_unsharded_results(tmp_path, reference, smoke_cfg):
+    _, ref, _ = reference
+    n = 3
+    dirs = []
+    for i in range(n):
+        d = tmp_path / f"shard{i}"
+        res = run_study(smoke_cfg, d, backend=FakeBackend(), shard=(i, n), **QUIET)
+        assert res["shard"] == {"index": i, "count": n}
+        dirs.append(d)
+    merged = merge_studies(dirs, tmp_path / "merged", log=lambda m: None)
+    assert merged["complete"]
+    assert _stable(merged) == _stable(ref)
+    assert (tmp_path / "merged/results.json").is_file()
+    for rel in merged["datasets"]["rimes-like"]["gan"]["grids"]:
+        assert (tmp_path / "merged" / rel).is_file()
+
+
+def test_merge_reports_missing_units(tmp_path, smoke_cfg):
+    run_study(smoke_cfg, tmp_path / "a", backend=FakeBackend(), shard=(0, 2), **QUIET)
+    merged = merge_studies([tmp_path / "a"], tmp_path / "m", log=lambda m: None)
+    assert not merged["complete"] and merged["units"]["missing"]
+
+
+def test_shard_targets_partition_the_units(smoke_cfg):
+    stages = plan_study(smoke_cfg, backend=None)
+    units = {s.name for s in stages if s.unit}
+    got = [set(select_targets(stages, (i, 4))) & units for i in range(4)]
+    assert set().union(*got) == units and sum(map(len, got)) == len(units)
+    prereq = {s.name for s in stages if not s.unit}
+    assert prereq <= set(select_targets(stages, (0, 4))) and not prereq & set(select_targets(stages, (1, 4)))
+
+
+def test_torchrun_command():
+    cmd = torchrun_command("gan", Path("/s/run.json"), 4, python="/py")
+    assert cmd == ["/py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
+                   "-m", "benchmark.launch", "gan", "/s/run.json"]
+    with pytest.raises(UserError):
+        torchrun_command("htr", Path("x"), 0)
+
+
+def test_gpus_route_training_through_torchrun(tmp_path, monkeypatch):
+    import subprocess
+    from benchmark import backend as backend_mod
+    seen = {}
+
+    def fake_run(cmd, env=None):
+        seen["cmd"] = cmd
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(backend_mod.subprocess, "run", fake_run)
+    pytest.importorskip("htr.train")
+    b = backend_mod.RealBackend(gpus=2, log=lambda m: None)
+    out = b.train_htr({"train": str(tmp_path / "t"), "val": str(tmp_path / "v"), "out": str(tmp_path / "run"),
+                       "seed": 3, "bogus_option": 1}, resume=False)
+    assert out == tmp_path / "run"
+    assert seen["cmd"][1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    launch_cfg = json.loads(Path(seen["cmd"][-1]).read_text())
+    assert launch_cfg["seed"] == 3 and "bogus_option" not in launch_cfg and launch_cfg["resume"] is False
+
+
+def _one_line_error(**kw) -> str:
+    with pytest.raises(UserError) as exc:
+        load_study_config(**kw)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+def test_config_validation_errors_are_one_line(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"profile": "smoke", "colour": "red"}))
+    assert "unknown key(s) colour" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"n_trian": 5}}))
+    assert "n_trian" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"height": 24}}))
+    assert "power of two" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"fid_n": 100000}}))
+    assert "fid_n" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "datasets": [{"name": "iam", "format": "iam", "path": str(tmp_path / "nope")}]}))
+    assert "does not exist" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "datasets": [{"name": "x", "format": "nosuch", "path": str(tmp_path)}]}))
+    assert "format" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "datasets": ["rimes-like", "rimes-like"]}))
+    assert "twice" in _one_line_error(config_file=f)
+    f.write_text("{not json")
+    assert "invalid JSON" in _one_line_error(config_file=f)
+    assert "unknown profile" in _one_line_error(profile="huge")
+    assert "does not exist" in _one_line_error(config_file=tmp_path / "missing.toml")
+
+
+def test_toml_config_with_imported_dataset(tmp_path):
+    (tmp_path / "iam").mkdir()
+    f = tmp_path / "study.toml"
+    f.write_text(f'profile = "smoke"\nseed = 7\n[overrides]\nhtr_seeds = 1\n'
+                 f'[[datasets]]\nname = "rimes-like"\n[[datasets]]\nname = "myiam"\nformat = "iam"\npath = "{tmp_path / "iam"}"\n')
+    cfg = load_study_config(config_file=f)
+    assert cfg.seed == 7 and cfg.profile.htr_seeds == 1
+    assert [d.kind for d in cfg.datasets] == ["rimes-like", "import"]
+    assert load_study_config(config_file=f, seed=3).seed == 3   # the command line wins
+
+
+def test_cli_dry_run_and_errors(tmp_path, capsys):
+    assert htraug(["study", "run", "--profile", "paper", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("projected duration of profile 'paper'") and "rimes-like/ablation/loss=gan" in out
+    assert htraug(["study", "run", "--profile", "smoke", "--shard", "5/2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shard" in err
+    assert not (tmp_path / "stages").exists()
+
+
+def test_load_results_rejects_other_files(tmp_path):
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(UserError):
+        load_results(tmp_path)

@@ -1,0 +1,144 @@
+"""Stage hashing, skipping, resuming, atomic publication and shard slicing (benchmark.stages)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.stages import Stage, StageRunner, parse_shard, shard_units, stage_hash
+from datasets.errors import UserError
+
+
+def _graph(calls: list[str], cfg_a: dict, cfg_b: dict, fail_b: list | None = None):
+    def a(ctx):
+        calls.append("a")
+        (ctx.work / "a.txt").write_text("A")
+        return {"value": cfg_a["x"], "file": ctx.rel(ctx.work / "a.txt")}
+
+    def b(ctx):
+        calls.append("b")
+        if fail_b:
+            fail_b.pop()
+            raise KeyboardInterrupt
+        return {"value": ctx.inputs["a"]["value"] * 10 + cfg_b["y"], "resumed": ctx.resume}
+
+    return [Stage("a", a, cfg_a), Stage("b", b, cfg_b, inputs=("a",))]
+
+
+def test_unchanged_config_is_skipped(tmp_path):
+    calls: list[str] = []
+    r1 = StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 2}), log=lambda m: None).run()
+    assert calls == ["a", "b"] and r1["b"]["value"] == 12
+    runner = StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 2}), log=lambda m: None)
+    r2 = runner.run()
+    assert calls == ["a", "b"], "an up-to-date study must run nothing"
+    assert r2 == r1 and set(runner.status.values()) == {"skipped"}
+
+
+def test_changed_config_reruns_it_and_downstream_only(tmp_path):
+    calls: list[str] = []
+    StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 2}), log=lambda m: None).run()
+    calls.clear()
+    r = StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 3}), log=lambda m: None).run()
+    assert calls == ["b"] and r["b"]["value"] == 13
+    calls.clear()
+    r = StageRunner(tmp_path, _graph(calls, {"x": 5}, {"y": 3}), log=lambda m: None).run()
+    assert calls == ["a", "b"] and r["b"]["value"] == 53
+
+
+def test_hash_covers_config_and_inputs():
+    assert stage_hash({"a": 1, "b": [1, 2]}, {}) == stage_hash({"b": [1, 2], "a": 1}, {})
+    assert stage_hash({"a": 1}, {"x": "h1"}) != stage_hash({"a": 1}, {"x": "h2"})
+    assert stage_hash({"a": 1}, {}) != stage_hash({"a": 2}, {})
+
+
+def test_interrupted_stage_leaves_no_marker_and_resumes(tmp_path):
+    calls: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 2}, fail_b=[1]), log=lambda m: None).run()
+    assert (tmp_path / "stages/a/stage.json").is_file()
+    assert not (tmp_path / "stages/b/stage.json").exists()
+    assert (tmp_path / "stages/b/work").is_dir()
+    calls.clear()
+    r = StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 2}), log=lambda m: None).run()
+    assert calls == ["b"] and r["b"]["resumed"] is True
+    marker = json.loads((tmp_path / "stages/b/stage.json").read_text())
+    assert marker["resumed"] is True and marker["result"]["value"] == 12
+
+
+def test_work_dir_of_another_config_is_wiped(tmp_path):
+    calls: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 2}, fail_b=[1]), log=lambda m: None).run()
+    (tmp_path / "stages/b/work/stale.pt").write_text("old")
+    r = StageRunner(tmp_path, _graph(calls, {"x": 1}, {"y": 9}), log=lambda m: None).run()
+    assert r["b"]["resumed"] is False
+    assert not (tmp_path / "stages/b/work/stale.pt").exists()
+
+
+def test_publish_dir_is_atomic(tmp_path):
+    seen = {}
+
+    def fn(ctx):
+        with ctx.publish_dir(ctx.work / "out") as tmp:
+            (tmp / "x").write_text("1")
+            seen["tmp"] = tmp
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        StageRunner(tmp_path, [Stage("s", fn, {})], log=lambda m: None).run()
+    assert not (tmp_path / "stages/s/work/out").exists() and not seen["tmp"].exists()
+    assert not (tmp_path / "stages/s/stage.json").exists()
+
+    def ok(ctx):
+        with ctx.publish_dir(ctx.work / "out") as tmp:
+            (tmp / "x").write_text("2")
+        return {"x": (ctx.work / "out/x").read_text()}
+
+    assert StageRunner(tmp_path, [Stage("s", ok, {})], log=lambda m: None).run()["s"] == {"x": "2"}
+    leftovers = [p.name for p in (tmp_path / "stages/s/work").iterdir() if p.name.startswith(".out")]
+    assert leftovers == []
+
+
+def test_non_json_result_is_not_recorded(tmp_path):
+    with pytest.raises(TypeError):
+        StageRunner(tmp_path, [Stage("s", lambda ctx: {"x": object()}, {})], log=lambda m: None).run()
+    assert not (tmp_path / "stages/s/stage.json").exists()
+
+
+def test_targets_run_only_their_dependencies(tmp_path):
+    calls: list[str] = []
+    stages = _graph(calls, {"x": 1}, {"y": 2}) + [Stage("c", lambda ctx: calls.append("c") or {}, {})]
+    StageRunner(tmp_path, stages, log=lambda m: None).run(["b"])
+    assert calls == ["a", "b"]
+
+
+def test_progress_lines_name_stage_and_eta(tmp_path):
+    lines: list[str] = []
+    StageRunner(tmp_path, _graph([], {"x": 1}, {"y": 2}), log=lines.append).run()
+    assert lines[0].startswith("[1/2] a: running") and "ETA" in lines[0]
+    assert any(l.startswith("[2/2] b: done in") for l in lines)
+    lines.clear()
+    StageRunner(tmp_path, _graph([], {"x": 1}, {"y": 2}), log=lines.append).run()
+    assert lines == ["[1/2] a: up to date, skipped", "[2/2] b: up to date, skipped"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_shards_are_deterministic_disjoint_and_complete(n):
+    units = [f"ds/htr/row{r}/f1/s{s}" for r in range(5) for s in range(3)] + ["ds/ablation/loss=gan"]
+    parts = [shard_units(units, (i, n)) for i in range(n)]
+    assert sorted(u for p in parts for u in p) == sorted(units)
+    assert sum(len(p) for p in parts) == len(units)
+    assert parts == [shard_units(list(reversed(units)), (i, n)) for i in range(n)]
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+@pytest.mark.parametrize("text", ["1", "2/2", "-1/3", "a/b", "0/0"])
+def test_bad_shard_is_a_one_line_error(text):
+    with pytest.raises(UserError) as exc:
+        parse_shard(text)
+    assert "\n" not in str(exc.value)
+
+
+def test_parse_shard():
+    assert parse_shard("0/4") == (0, 4) and parse_shard(" 3 / 4 ") == (3, 4) and parse_shard(None) is None
