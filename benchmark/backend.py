@@ -23,7 +23,7 @@ class StudyBackend(Protocol):
     """Operations the study needs; every path argument is absolute."""
 
     def build_standin(self, kind: str, out: Path, n_train: int, n_val: int, n_test: int,
-                      height: int, width: int, seed: int) -> Path: ...
+                      height: int, width: int, seed: int, **options) -> Path: ...
     def import_dataset(self, fmt: str, root: Path, out: Path, height: int, width: int,
                        options: dict) -> Path: ...
     def train_htr(self, opts: dict, resume: bool) -> Path: ...
@@ -72,16 +72,21 @@ class RealBackend:
         self.show_progress = show_progress
 
     # ---- data ----------------------------------------------------------------------------
-    def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed):
+    def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed, **options):
         from datasets.build import build_standin
         opts = dict(kind=kind, out=out, n_train=n_train, n_val=n_val, n_test=n_test, height=height,
-                    width=width, seed=seed, show_progress=self.show_progress)
+                    width=width, seed=seed, show_progress=self.show_progress, **options)
         return Path(build_standin(**filter_kwargs(build_standin, opts, self.log)))
 
     def import_dataset(self, fmt, root, out, height, width, options):
         from datasets.importers import import_dataset
-        opts = dict(fmt=fmt, root=root, out=out, height=height, width=width, **options)
-        return Path(import_dataset(**filter_kwargs(import_dataset, opts, self.log)))
+        opts = dict(fmt=fmt, root=root, out=out, **options)
+        bad = sorted(set(filter_kwargs(import_dataset, opts)) ^ set(opts))
+        if bad:
+            raise UserError(f"dataset import options {', '.join(bad)} are not known to the '{fmt}' importer")
+        # Images are stored as imported; height/width let the importer count what preprocessing drops.
+        sized = filter_kwargs(import_dataset, {"height": height, "width": width})
+        return Path(import_dataset(**opts, **sized))
 
     # ---- training ------------------------------------------------------------------------
     def _train(self, kind: str, opts: dict, resume: bool) -> Path:

@@ -31,10 +31,12 @@ class Profile:
     gs_reps: int
     real_fractions: tuple[float, ...] = (1.0,)  # real-data-size sweep
     ablations: bool = False     # run the paper's ablation grid (Tables II–V)
+    ablation_iterations: int | None = None  # GAN iterations of each ablation run (None: gan_iterations)
     datasets: tuple[str, ...] = ("rimes-like", "arabic-like")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Plain JSON values (tuples as lists), so a recorded profile equals a re-read one."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 PROFILES = {
@@ -42,8 +44,8 @@ PROFILES = {
         name="smoke", height=16, width=64, n_train=160, n_val=48, n_test=48,
         gan_channel_mult=0.25, gan_iterations=30, gan_batch=16, gan_eval_every=15,
         htr_width_mult=0.5, htr_batch=32, htr_max_epochs=2, htr_patience=2, htr_seeds=2,
-        n_synthetic=96, fid_n=48, gs_n=48, gs_reps=4, real_fractions=(0.5, 1.0),
-        ablations=True,  # every report section, tiny: the ablation GANs train for gan_iterations too
+        n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, real_fractions=(0.5, 1.0),
+        ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
     ),
     "quick": Profile(
         name="quick", height=32, width=128, n_train=20000, n_val=2000, n_test=2000,

@@ -107,6 +107,27 @@ def read_config_file(path) -> dict:
     return obj
 
 
+# Builder / importer arguments the study sets itself (a config may not override them).
+_STUDY_SET = {"kind", "fmt", "root", "out", "n_train", "n_val", "n_test", "height", "width", "seed",
+              "show_progress", "overwrite"}
+
+
+def _check_options(options, module: str, func: str, reserved: set[str], where: str, name: str) -> None:
+    """A dataset's `options` must be a table of arguments the builder/importer accepts."""
+    import importlib
+    import inspect
+    if not isinstance(options, dict):
+        raise UserError(f"{where}: dataset {name!r}: 'options' must be a table")
+    try:
+        params = set(inspect.signature(getattr(importlib.import_module(module), func)).parameters)
+    except (ImportError, AttributeError):
+        return  # checked again when the stage runs
+    bad = sorted(k for k in options if k not in params or k in reserved)
+    if bad:
+        allowed = ", ".join(sorted(params - reserved)) or "none"
+        raise UserError(f"{where}: dataset {name!r}: unknown or reserved option(s) {', '.join(bad)}; allowed: {allowed}")
+
+
 def parse_dataset_entry(entry, where: str) -> DatasetSpec:
     """Validate one `datasets` entry: a stand-in name or {name, format, path, options}."""
     if isinstance(entry, str):
@@ -124,7 +145,9 @@ def parse_dataset_entry(entry, where: str) -> DatasetSpec:
         extra = sorted(k for k in ("format", "path") if k in entry)
         if extra:
             raise UserError(f"{where}: stand-in dataset {name!r} takes no {', '.join(extra)}")
-        return DatasetSpec(name=name, kind=kind, options=dict(entry.get("options") or {}))
+        options = entry.get("options") or {}
+        _check_options(options, "datasets.build", "build_standin", _STUDY_SET, where, name)
+        return DatasetSpec(name=name, kind=kind, options=dict(options))
     if kind != "import":
         raise UserError(f"{where}: unknown kind {kind!r}; expected {', '.join(STANDIN_KINDS)} or import")
     fmt = entry.get("format")
@@ -140,8 +163,7 @@ def parse_dataset_entry(entry, where: str) -> DatasetSpec:
     if not Path(path).exists():
         raise UserError(f"{where}: dataset {name!r}: path {path} does not exist")
     options = entry.get("options") or {}
-    if not isinstance(options, dict):
-        raise UserError(f"{where}: dataset {name!r}: 'options' must be a table")
+    _check_options(options, "datasets.importers", "import_dataset", _STUDY_SET, where, name)
     return DatasetSpec(name=name, kind="import", format=fmt, path=str(Path(path).resolve()), options=dict(options))
 
 
@@ -257,10 +279,11 @@ def stage_data(ctx: StageContext, *, backend: StudyBackend, spec: DatasetSpec, p
         if out.exists():
             shutil.rmtree(out)
         if spec.kind == "import":
-            out = backend.import_dataset(spec.format, Path(spec.path), out, profile.height, profile.width, dict(spec.options))
+            options = {"name": spec.name, "seed": seed, "show_progress": False, **spec.options}
+            out = backend.import_dataset(spec.format, Path(spec.path), out, profile.height, profile.width, options)
         else:
             out = backend.build_standin(spec.kind, out, profile.n_train, profile.n_val, profile.n_test,
-                                        profile.height, profile.width, seed)
+                                        profile.height, profile.width, seed, **spec.options)
     return _data_result(ctx, Path(out), spec)
 
 
@@ -359,11 +382,13 @@ def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Pa
 
 
 def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, variant: dict,
-              data_stage: str, judge_stage: str, evaluate: bool) -> dict:
+              data_stage: str, judge_stage: str, evaluate: bool, iterations: int | None = None) -> dict:
     """Train a GAN (the model or an ablation variant); ablation units also score it (FID, GS)."""
     data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
     opts = _gan_opts(ctx, profile, data_dir, judge_run, seed, variant)
+    if iterations:
+        opts.update(iterations=iterations, eval_every=min(opts["eval_every"], iterations))
     run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "run").exists()))
     result = _gan_result(ctx, run, variant)
     if evaluate:
@@ -484,10 +509,13 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                 for setting, variant in settings.items():
                     if variant is None:
                         continue
+                    its = p.ablation_iterations or p.gan_iterations
+                    abl_cfg = {**base, **gan_cfg, "iterations": its, "eval_every": min(p.gan_eval_every, its),
+                               "variant": {**MAIN_GAN, **variant}}
                     stages.append(Stage(f"{ds}/ablation/{group}={setting}",
-                                        partial(stage_gan, variant=variant, evaluate=True, **gan_common),
-                                        {**base, **gan_cfg, "variant": {**MAIN_GAN, **variant}},
-                                        (d_data, d_judge), unit=True, cost=(cost["gan"] / div + cost["final"])))
+                                        partial(stage_gan, variant=variant, evaluate=True, iterations=its, **gan_common),
+                                        abl_cfg, (d_data, d_judge), unit=True,
+                                        cost=(cost["gan"] * its / p.gan_iterations / div + cost["final"])))
     return stages
 
 
@@ -657,13 +685,15 @@ def copy_figures(study_dir: Path, results: dict) -> None:
 
         def copy(rel: str, sub: str) -> str:
             src = study_dir / rel
-            if rel.startswith("samples/") or not src.is_file():
+            if rel.startswith("samples/"):
                 return rel
-            target = dest / sub / src.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists() or target.stat().st_size != src.stat().st_size:
-                shutil.copyfile(src, target)
-            return os.path.relpath(target, study_dir)
+            target = dest / sub / Path(rel).name
+            if src.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists() or target.stat().st_size != src.stat().st_size:
+                    shutil.copyfile(src, target)
+            # a merged study has no stage work dirs, only the shards' copies under samples/
+            return os.path.relpath(target, study_dir) if target.is_file() else rel
 
         if gan.get("samples"):
             gan["samples"] = [copy(s, "gan_run") for s in gan["samples"]]
@@ -708,9 +738,9 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     records = {n: {"result": runner.results[n], "seconds": round(runner.timings[n], 3), "hash": runner.hashes[n]}
                for n in order}
     results = assemble_results(cfg.to_json(), records, shard_units(units, shard), shard,
-                               extra={"versions": versions(), "device": device,
-                                      "projected_s": round(projected, 1)})
+                               extra={"versions": versions(), "device": device})
     results["timings"]["wall_s"] = round(now() - t0, 3)
+    results["timings"]["projected_s"] = round(projected, 1)
     write_results(out, results)
     return results
 
@@ -760,7 +790,6 @@ def merge_studies(dirs: list[Path], out: Path, log: Callable[[str], None] | None
     first = docs[0][1]
     results = assemble_results(cfg_json, records, units, None,
                                extra={"versions": first.get("versions"), "device": first.get("device"),
-                                      "projected_s": first.get("projected_s"),
                                       "merged_from": [str(d) for d, _ in docs]})
     results["timings"]["wall_s"] = round(sum((doc.get("timings", {}).get("wall_s") or 0) for _, doc in docs), 3)
     if results["units"]["missing"]:

@@ -59,16 +59,8 @@ def cmd_run(args) -> int:
     out = args.out or Path("studies") / cfg.profile.name
     device = detect_device()
     if args.dry_run or cfg.profile.name == "paper":
-        stages = plan_study(cfg, backend=None, device=device)
-        order = StageRunner(out, stages, log=_log).closure(select_targets(stages, shard))
-        by_name = {s.name: s for s in stages}
-        total = sum(by_name[n].cost for n in order)
-        print(f"projected duration of profile {cfg.profile.name!r} on {device}"
-              f"{f' with {cfg.gpus} GPU(s)' if cfg.gpus else ''}: ~{format_seconds(total)} "
-              f"({len(order)} stages{f', shard {shard[0]}/{shard[1]}' if shard else ''})", flush=True)
+        print_projection(cfg, out, shard, device, list_stages=args.dry_run)
         if args.dry_run:
-            for n in order:
-                print(f"  {n:<55} ~{format_seconds(by_name[n].cost)}{'  [unit]' if by_name[n].unit else ''}")
             return 0
     results = run_study(cfg, out, shard=shard, log=_log, device=device)
     units = results["units"]
@@ -78,6 +70,31 @@ def cmd_run(args) -> int:
         from reports.render import render_report
         print(f"report: {render_report(out)}")
     return 0
+
+
+def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = False) -> None:
+    """Print the projected duration (this machine, and GPUs for the paper profile) before any work."""
+    from .stages import StageRunner, format_seconds
+    from .study import plan_study, select_targets
+
+    def total(dev: str, gpus: int):
+        import dataclasses
+        stages = plan_study(dataclasses.replace(cfg, gpus=gpus), backend=None, device=dev, fingerprints=False)
+        order = StageRunner(out, stages, log=_log).closure(select_targets(stages, shard))
+        by_name = {s.name: s for s in stages}
+        return sum(by_name[n].cost for n in order), order, by_name
+
+    secs, order, by_name = total(device, cfg.gpus)
+    where = f"{len(order)} stages" + (f", shard {shard[0]}/{shard[1]}" if shard else "")
+    print(f"projected duration of profile {cfg.profile.name!r} on this machine ({device}"
+          f"{f', {cfg.gpus} GPUs' if cfg.gpus > 1 else ''}): ~{format_seconds(secs)} ({where})", flush=True)
+    if device != "gpu" or cfg.profile.name == "paper":
+        for gpus in sorted({1, max(1, cfg.gpus), 8}):
+            g, _, _ = total("gpu", gpus)
+            print(f"  on {gpus} GPU(s): ~{format_seconds(g)}", flush=True)
+    if list_stages:
+        for n in order:
+            print(f"  {n:<55} ~{format_seconds(by_name[n].cost)}{'  [unit]' if by_name[n].unit else ''}")
 
 
 def cmd_merge(args) -> int:

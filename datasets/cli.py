@@ -63,6 +63,8 @@ def register(sub) -> None:
     i.add_argument("--val-fraction", type=float, default=0.1, help="share of writers for validation when no split is given (0.1)")
     i.add_argument("--test-fraction", type=float, default=0.1, help="share of writers for test when no split is given (0.1)")
     i.add_argument("--seed", type=int, default=0, help="seed of the automatic split (default 0)")
+    i.add_argument("--height", type=int, metavar="H", help="with --width: count the images a HxW canvas will drop as too wide (images are stored unresized)")
+    i.add_argument("--width", type=int, metavar="W", help="see --height")
     i.add_argument("--space-symbol", default="▁", help="character replacing spaces inside transcriptions (default ▁)")
     i.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     i.set_defaults(func=_cmd_import)
@@ -103,7 +105,7 @@ def _cmd_import(args) -> int:
     out = import_dataset(args.format, args.root, args.out, lists=_parse_lists(args.list), language=args.language,
                          name=args.name, alphabet_from_data=args.alphabet_from_data, val_fraction=args.val_fraction,
                          test_fraction=args.test_fraction, seed=args.seed, space_symbol=args.space_symbol,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, height=args.height, width=args.width)
     _print_stats(out)
     return 0
 
@@ -118,16 +120,14 @@ def collection_stats(path: Path) -> dict:
         texts = []
         for split in meta.get("splits", []):
             ds = load_dataset(path / split)
-            out[split] = table1_stats(ds.texts)
+            out[split] = {**ds.meta.stats, **table1_stats(ds.texts)}  # recomputed figures win
             texts += ds.texts
         out["all"] = table1_stats(texts)
-        for split, extra in (meta.get("rejected") or {}).items():
-            out.setdefault(split, {}).update(extra)
         if meta.get("skipped"):
             out["all"]["skipped"] = meta["skipped"]
         return out
     ds = load_dataset(path)
-    return {ds.meta.split: table1_stats(ds.texts)}
+    return {ds.meta.split: {**ds.meta.stats, **table1_stats(ds.texts)}}
 
 
 def _print_stats(path: Path, as_json: bool = False) -> None:
@@ -138,7 +138,7 @@ def _print_stats(path: Path, as_json: bool = False) -> None:
     print(f"{path}")
     print(f"{'split':<8}{'images':>10}{'words':>10}{'characters':>12}{'too wide':>10}")
     for split, st in stats.items():
-        wide = st.get("rejected_too_wide", "")
+        wide = st.get("rejected_too_wide", st.get("too_wide", ""))
         print(f"{split:<8}{st['images']:>10}{st['words']:>10}{st['characters']:>12}{wide!s:>10}")
     skipped = stats.get("all", {}).get("skipped")
     if skipped:

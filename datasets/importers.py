@@ -254,10 +254,16 @@ def _split_from_name(path: Path) -> str | None:
     return None
 
 
+def _list_path(root: Path, p: str) -> Path:
+    """A --list file: relative to ROOT when it exists there, else as given."""
+    base = root if root.is_dir() else root.parent
+    return base / p if not Path(p).is_absolute() and (base / p).exists() else Path(p)
+
+
 def _list_files(root: Path, cfg: ImportConfig, pattern: str) -> list[tuple[Path, str | None]]:
     """(file, split) pairs from --list, else the files matching `pattern` in root."""
     if cfg.lists:
-        return [(Path(p) if Path(p).is_absolute() or Path(p).exists() else root / p, split)
+        return [(_list_path(root, p), split)
                 for split, p in sorted(cfg.lists.items(), key=lambda kv: SPLITS.index(kv[0]))]
     if root.is_file():
         return [(root, None)]
@@ -316,7 +322,7 @@ def _iam_split_lists(root: Path, cfg: ImportConfig) -> dict[str, str]:
     """id (form, line or word) -> split from --list files with one id per line."""
     out = {}
     for split, p in cfg.lists.items():
-        path = Path(p) if Path(p).is_absolute() or Path(p).exists() else root / p
+        path = _list_path(root, p)
         for line in _read_text(path).splitlines():
             if line.strip() and not line.startswith("#"):
                 out[line.split()[0]] = split
@@ -406,31 +412,28 @@ def read_madcat(root: Path, cfg: ImportConfig) -> Scan:
     return Scan(samples)
 
 
-class _LineTreeBuilder(ET.TreeBuilder):
-    """A TreeBuilder that remembers the source line of every element (for error messages)."""
-
-    def __init__(self):
-        super().__init__()
-        self.expat = None
-        self.lines: dict[ET.Element, int] = {}
-
-    def start(self, tag, attrs):
-        el = super().start(tag, attrs)
-        self.lines[el] = self.expat.CurrentLineNumber if self.expat is not None else None
-        return el
-
-
 def _parse_xml(path: Path) -> tuple[ET.Element, dict]:
-    """Parse an XML file; returns the root element and element -> line number."""
-    builder = _LineTreeBuilder()
-    parser = ET.XMLParser(target=builder)
-    builder.expat = parser.parser
+    """Parse an XML file with expat; returns the root element and element -> source line."""
+    from xml.parsers import expat
+
+    builder = ET.TreeBuilder()
+    lines: dict[ET.Element, int] = {}
+    parser = expat.ParserCreate(namespace_separator="}")
+
+    def start(tag, attrs):
+        lines[builder.start(tag, attrs)] = parser.CurrentLineNumber
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
     try:
-        parser.feed(path.read_bytes())
-        root = parser.close()
-    except ET.ParseError as exc:
-        raise located(path, exc.position[0], f"malformed XML ({str(exc).split(':')[0]})") from None
-    return root, builder.lines
+        parser.Parse(path.read_bytes(), True)
+        root = builder.close()
+    except expat.ExpatError as exc:
+        raise located(path, exc.lineno, f"malformed XML ({expat.ErrorString(exc.code)})") from None
+    except AssertionError:
+        raise located(path, None, "malformed XML (no root element)") from None
+    return root, lines
 
 
 def _madcat_file(xml_path: Path, root: Path) -> list[Sample]:

@@ -60,6 +60,7 @@ def _register_train(g) -> None:
     a("--seed", type=int, help="seed for initialisation, data order, words and noise (default 0)")
     a("--device", help="cpu, cuda, cuda:N or auto (default cpu)")
     a("--amp", action="store_const", const=True, help="bf16 autocast on CUDA")
+    a("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
     a("--resume", action="store_true", help="continue RUN from its last.pt")
     a("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
@@ -70,7 +71,7 @@ FLAG_TO_FIELD = {
     "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult",
     "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "max_chars": "max_chars",
     "eval_every": "eval_every", "sample_every": "sample_every", "eval_words": "eval_words", "judge": "judge",
-    "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp",
+    "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "threads": "threads",
 }
 
 

@@ -45,6 +45,7 @@ class GanTrainConfig:
     device: str = "cpu"                    # 'cpu', 'cuda', 'cuda:N' or 'auto'
     amp: bool = False                      # bf16 autocast on CUDA (CTC and balancing stay fp32)
     resume: bool = False                   # continue from RUN/last.pt when present
+    threads: int | None = None             # torch CPU threads (None: torch's default; 1 is best on a busy box)
     progress: bool = True
 
     def __post_init__(self):

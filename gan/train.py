@@ -198,6 +198,8 @@ class GanTraining:
 
     def __init__(self, cfg: GanTrainConfig):
         self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
         self.rank, self.world, local_rank = _init_distributed()
         self.device = _pick_device(cfg.device, local_rank, self.world)
         self.amp = bool(cfg.amp and self.device.type == "cuda")

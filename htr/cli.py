@@ -46,6 +46,7 @@ def _add_train_parser(htr) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN from its last.pt (exactly)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (CTC stays in float32)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train_command)
 
@@ -58,6 +59,7 @@ def _add_eval_parser(htr) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="dataset directory")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--out-tsv", default=None, metavar="FILE", help="per-image predictions: path, reference, hypothesis")
+    p.add_argument("--lexicon", default=None, metavar="FILE", help="snap each hypothesis to the closest word of FILE (one per line)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.set_defaults(func=eval_command)
@@ -72,7 +74,7 @@ def train_command(args) -> int:
         lr=args.lr, optimizer=args.optimizer, height=args.height, width=args.width, width_mult=args.width_mult,
         augment=args.augment, max_train=args.max_train, resume=args.resume, device=args.device, amp=args.amp,
         eval_every=args.eval_every, max_minutes=args.max_minutes, max_steps=args.max_steps,
-        show_progress=not args.quiet,
+        threads=args.threads, show_progress=not args.quiet,
     )
     run = train(cfg)
     summary = _best_summary(run)
@@ -97,8 +99,9 @@ def _best_summary(run: Path) -> str:
 def eval_command(args) -> int:
     from .evaluate import evaluate
 
+    lexicon = [w for w in read_lines(args.lexicon) if w.strip()] if args.lexicon else None
     m = evaluate(args.model, args.data, out_tsv=args.out_tsv, batch_size=args.batch_size, device=args.device,
-                 show_progress=True)
+                 show_progress=True, lexicon=lexicon)
     if args.json:
         print(json.dumps(m, ensure_ascii=False))
     else:

@@ -14,7 +14,7 @@ from datasets.format import atomic_write_text, load_dataset
 from datasets.packed import load_packed
 
 from .checkpoint import check_compatible, load_recognizer
-from .decode import greedy_decode
+from .decode import greedy_decode, snap_to_lexicon
 from .model import GatedCRNN
 
 
@@ -55,13 +55,14 @@ def _as_model(run_or_model, device: str):
 
 
 def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 64, device: str = "cpu",
-             show_progress: bool = False, run=None) -> dict:
+             show_progress: bool = False, run=None, lexicon: list[str] | None = None) -> dict:
     """ED/WER of a recognizer on a dataset directory (preprocessed to the model's canvas).
 
     `run_or_model`: a run directory, a checkpoint file or a (model, alphabet[, info]) tuple
     (`run=` is accepted as a keyword alias). Returns text_metrics' dict (cer, wer, cer_ci, wer_ci,
     n, ...) plus `dropped` (images wider than the canvas, not evaluated). `out_tsv` receives
-    per-image `path<TAB>reference<TAB>hypothesis` rows under a header.
+    per-image `path<TAB>reference<TAB>hypothesis` rows under a header. With `lexicon`, each greedy
+    hypothesis is replaced by the closest lexicon word (`htr.decode.snap_to_lexicon`).
     """
     run_or_model = run if run_or_model is None else run_or_model
     if run_or_model is None or data_dir is None:
@@ -74,6 +75,8 @@ def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 6
     if len(packed) == 0:
         raise UserError(f"{data_dir}: no image fits {model.height}x{width} after preprocessing ({packed.dropped} dropped)")
     hyps = recognize(model, alphabet, packed.images, batch_size, device)
+    if lexicon:
+        hyps = snap_to_lexicon(hyps, lexicon)
     metrics = text_metrics(list(packed.texts), hyps)
     metrics["dropped"] = packed.dropped
     if out_tsv is not None:

@@ -8,10 +8,17 @@ stopped: on CPU a resumed run ends with the same weights and metrics as an unint
 
 Files in the run directory:
     config.json   the configuration and derived facts (alphabet, sizes, parameter count)
-    log.jsonl     one JSON line per validation (epoch, step, train_loss, val_cer, val_wer, wall_s…)
+    log.jsonl     one JSON line per validation (epoch, step, train_loss, val_loss, val_cer, val_wer,
+                  case-insensitive variants, best_cer, improved, wall_s)
     best.pt       the checkpoint with the lowest validation CER so far
     last.pt       the full training state (weights, optimizer, RNG states, position, early stopping)
 Every file is written atomically (temporary file + os.replace).
+
+Early stopping: a validation improves when its CER is lower than the best so far, or equal with
+a lower validation CTC loss (see `is_improvement`); `patience` validations without improvement
+stop the run. Under torchrun (WORLD_SIZE > 1) every rank trains on its share of each batch
+(DDP), every rank validates on the whole validation set (identical decisions without extra
+communication) and rank 0 alone writes files.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ from datasets.torch_dataset import WordImageDataset, batch_from_indices
 
 from .augment import augment_batch
 from .checkpoint import BEST, FORMAT, LAST, VERSION, check_labels_fit, read_checkpoint, save_atomic
-from .evaluate import recognize
+from .decode import greedy_decode
 from .model import GatedCRNN, count_parameters, ctc_loss
 
 # Fields that define a run: resuming with different values is refused.
@@ -70,6 +77,7 @@ class HtrTrainConfig:
     save_every: int = 200              # also write last.pt every N steps
     max_steps: int | None = None       # stop after N optimizer steps in total (an "interruption")
     max_minutes: float | None = None   # stop (after a final validation) when this much time is spent
+    threads: int | None = None         # torch CPU threads during training (None: torch's default)
     subset_seed: int = 0               # seed of the --max-train subset (nested subsets for a sweep)
     show_progress: bool = True
 
@@ -177,13 +185,12 @@ class BatchPlan:
     """
 
     def __init__(self, real_indices: np.ndarray, extra_sizes: list[int], batch_size: int,
-                 extra_ratio: float | None, seed: int, world: int = 1):
+                 extra_ratio: float | None, seed: int):
         self.real = np.asarray(real_indices, dtype=np.int64)
         self.extra = [(k + 1, np.arange(n, dtype=np.int64)) for k, n in enumerate(extra_sizes)]
         self.batch_size = batch_size
         self.ratio = extra_ratio
         self.seed = seed
-        self.world = world
         self.n_extra = round(batch_size * extra_ratio) if extra_ratio is not None else 0
 
     def _pool(self, with_real: bool) -> np.ndarray:
@@ -299,30 +306,64 @@ def _truncate_log(log_path: Path, step: int) -> None:
     atomic_write_text(log_path, "".join(ln + "\n" for ln in keep))
 
 
+@torch.no_grad()
 def validate_model(model: GatedCRNN, val: WordImageDataset, batch_size: int, device) -> dict:
-    """Greedy-decoding ED/WER of `model` on the validation set."""
-    hyps = recognize(model, val.alphabet, val.packed.images, max(batch_size, 64), device)
-    return text_metrics(list(val.packed.texts), hyps)
+    """Greedy-decoding ED/WER of `model` on the validation set, plus its mean CTC loss (`loss`)."""
+    was_training = model.training
+    model.eval()
+    hyps: list[str] = []
+    loss_sum = 0.0
+    try:
+        for start in range(0, len(val), max(batch_size, 64)):
+            idx = np.arange(start, min(len(val), start + max(batch_size, 64)))
+            images, targets, lengths = batch_from_indices(val, idx)
+            log_probs = model(images.to(device))
+            loss_sum += float(ctc_loss(log_probs, targets.to(device), lengths.to(device))) * len(idx)
+            hyps.extend(greedy_decode(log_probs, val.alphabet))
+    finally:
+        model.train(was_training)
+    m = text_metrics(list(val.packed.texts), hyps)
+    m["loss"] = loss_sum / len(val)
+    return m
 
 
 def train(cfg: HtrTrainConfig) -> Path:
     """Train (or resume) a recognizer; returns the run directory (with best.pt and last.pt)."""
     cfg.validate()
     dist = _setup_distributed(cfg.device)
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         trainer = Trainer(cfg, dist)
         if not trainer.state["finished"]:
             trainer.run()
         return trainer.out
     finally:
+        torch.set_num_threads(threads_before)
         if dist.initialised:
             import torch.distributed as tdist
             tdist.destroy_process_group()
 
 
+def is_improvement(metrics: dict, state: dict) -> bool:
+    """Lower validation CER than the best so far; at equal CER, a lower validation CTC loss.
+
+    The tie-break matters early on, when a CTC model still emits only blanks (CER 100 %
+    for several validations while its loss falls): those validations are not "bad".
+    """
+    best = state["best_cer"]
+    if best is None or metrics["cer"] < best - 1e-9:
+        return True
+    if metrics["cer"] > best + 1e-9:
+        return False
+    loss, best_loss = metrics.get("loss"), state.get("best_loss")
+    return loss is not None and best_loss is not None and loss < best_loss - 1e-6
+
+
 def initial_progress() -> dict:
     """Training position and early-stopping state (saved in last.pt as plain values)."""
-    return {"epoch": 0, "batch": 0, "step": 0, "best_cer": None, "best_epoch": None, "best_step": None,
+    return {"epoch": 0, "batch": 0, "step": 0, "best_cer": None, "best_loss": None, "best_epoch": None, "best_step": None,
             "bad_evals": 0, "loss_sum": 0.0, "loss_n": 0, "wall_s": 0.0, "finished": False, "stop_reason": None}
 
 
@@ -343,7 +384,7 @@ class Trainer:
         self.alphabet = self.meta.alphabet
         self.real_idx = _real_subset(len(self.sources[0]), cfg)
         self.plan = BatchPlan(self.real_idx, [len(s) for s in self.sources[1:]], cfg.batch_size,
-                              cfg.extra_ratio, cfg.seed, dist.world)
+                              cfg.extra_ratio, cfg.seed)
 
         seed_everything(cfg.seed)
         self.model = GatedCRNN(self.alphabet.num_classes, self.height, cfg.width_mult,
@@ -415,7 +456,7 @@ class Trainer:
 
     # --- one step / one validation ------------------------------------------------------------
     def step(self, rows: np.ndarray) -> float:
-        """One optimizer step on the batch `rows`; returns the (local) CTC loss."""
+        """One optimizer step on the batch `rows`; returns the CTC loss (mean over ranks)."""
         images, targets, lengths = assemble(self.sources, rows, self.dist.rank, self.dist.world)
         if self.cfg.augment:
             images = augment_batch(images, self.aug_gen)
@@ -429,20 +470,25 @@ class Trainer:
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
-        return float(loss.detach())
+        value = loss.detach()
+        if self.dist.world > 1:            # log the mean over ranks
+            import torch.distributed as tdist
+            tdist.all_reduce(value)
+            value = value / self.dist.world
+        return float(value)
 
     def validate(self) -> bool:
         """Validate, log, keep the best checkpoint; returns True when early stopping triggers."""
         s = self.state
         m = validate_model(self.model, self.val, self.cfg.batch_size, self.dist.device)
-        improved = s["best_cer"] is None or m["cer"] < s["best_cer"] - 1e-9
+        improved = is_improvement(m, s)
         if improved:
-            s.update(best_cer=m["cer"], best_epoch=s["epoch"], best_step=s["step"], bad_evals=0)
+            s.update(best_cer=m["cer"], best_loss=m.get("loss"), best_epoch=s["epoch"], best_step=s["step"], bad_evals=0)
         else:
             s["bad_evals"] += 1
         entry = {"epoch": s["epoch"], "step": s["step"],
                  "train_loss": s["loss_sum"] / s["loss_n"] if s["loss_n"] else None,
-                 "val_cer": m["cer"], "val_wer": m["wer"], "val_cer_ci": m["cer_ci"], "val_wer_ci": m["wer_ci"],
+                 "val_loss": m.get("loss"), "val_cer": m["cer"], "val_wer": m["wer"], "val_cer_ci": m["cer_ci"], "val_wer_ci": m["wer_ci"],
                  "best_cer": s["best_cer"], "improved": improved, "wall_s": round(self.wall(), 3)}
         s["loss_sum"], s["loss_n"] = 0.0, 0
         if self.dist.main:

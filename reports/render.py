@@ -341,6 +341,16 @@ def df_to_html(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _zoom_style(path: Path) -> str:
+    """Tiny images (smoke-sized word grids) are shown enlarged with crisp pixels."""
+    from PIL import Image
+    with Image.open(path) as im:
+        w = im.size[0]
+    if w >= 400:
+        return ""
+    return f' style="width:{min(1100, w * max(2, 600 // max(w, 1)))}px;image-rendering:pixelated"'
+
+
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
@@ -373,7 +383,7 @@ def render_html(title: str, intro: list[str], sections: list[Section]) -> str:
         for caption, df, _ in s.tables:
             body.append(f"<p><b>{html.escape(caption)}</b></p>{df_to_html(df)}")
         for caption, png in s.figures:
-            body.append(f"<figure><img alt=\"{html.escape(caption)}\" src=\"{_data_uri(png)}\">"
+            body.append(f"<figure><img alt=\"{html.escape(caption)}\"{_zoom_style(png)} src=\"{_data_uri(png)}\">"
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>\n"

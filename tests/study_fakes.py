@@ -71,7 +71,7 @@ class FakeBackend:
             self.interrupt_after = None
             raise KeyboardInterrupt
 
-    def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed):
+    def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed, **options):
         self.calls.append(f"build:{kind}")
         out = Path(out)
         lang, direction = ("fr", "ltr") if kind == "rimes-like" else ("ar", "rtl")

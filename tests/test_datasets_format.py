@@ -1,6 +1,7 @@
 """Dataset format core: preprocessing, packed cache staleness, one-line errors."""
 import numpy as np
 import pytest
+import torch
 
 from datasets.alphabet import FRENCH
 from datasets.errors import UserError
@@ -54,6 +55,8 @@ def test_packed_cache_counts_drops_and_rebuilds_when_labels_change(tmp_path):
     ds = WordImageDataset(fresh, FRENCH, 16, 64)
     images, targets, lengths = batch_from_indices(ds, [2, 0])
     assert images.shape == (2, 1, 16, 64) and lengths.tolist() == [5, 4] and len(targets) == 9
+    assert torch.equal(images[0], ds[0][0]) and torch.equal(images[1], ds[2][0])  # sorted, same values
+    assert images.min() >= -1 and images.max() == 1
 
 
 def test_bad_labels_are_one_line_errors(tmp_path):

@@ -4,9 +4,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from datasets.alphabet import Alphabet
 from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run GAN tests single-threaded (the CI box has 2 shared cores; threads only contend)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 TINY_ALPHABET = Alphabet("abcdelmnorst", "tiny")
 TINY_WORDS = ["le", "des", "mot", "tres", "bal", "cane", "sort", "nerd"]

@@ -10,7 +10,7 @@ from gan.checkpoint import read_checkpoint
 from gan.config import GanTrainConfig, parse_alpha
 from gan.networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, encode_words
 from gan.train import GanTraining, TrainingDiverged, g_step, train
-from test_gan_data import TINY_ALPHABET, make_tiny
+from test_gan_data import TINY_ALPHABET, make_tiny, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_g_step_leaves_d_and_r_parameters_alone():
     cfg = NetConfig(num_symbols=12, height=16, width=64, channel_mult=0.25)
     phi, G, D = WordEncoder(cfg), Generator(cfg), Discriminator(cfg)
     R = build_recognizer(TINY_ALPHABET.num_classes, 16, 0.25)
-    opt = torch.optim.Adam(list(phi.parameters()) + list(G.parameters()), lr=2e-4, betas=(0, 0.999))
+    opt = torch.optim.Adam(list(phi.parameters()) + list(G.parameters()), lr=2e-4, betas=(0.0, 0.999))
     words = ["le", "des", "mot", "tres"]
     tokens, lengths = encode_words(words, TINY_ALPHABET)
     targets = torch.cat([torch.tensor(TINY_ALPHABET.encode(w)) for w in words])

@@ -13,10 +13,19 @@ from datasets.format import DatasetMeta, DatasetWriter
 from htr import cli as htr_cli
 from htr.checkpoint import load_recognizer, read_checkpoint
 from htr.evaluate import evaluate, recognize
-from htr.train import BatchPlan, HtrTrainConfig, train
+from htr.train import BatchPlan, HtrTrainConfig, initial_progress, is_improvement, train
 import htr.train as htr_train
 
 SYMBOLS = "abcd"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Single-threaded torch: far faster than 2 spinning threads on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_dataset(root: Path, n: int, seed: int, symbols: str = SYMBOLS, direction: str = "ltr",
@@ -117,6 +126,17 @@ def test_early_stopping_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
     assert last["finished"] and last["stop_reason"] == "early_stopping"
 
 
+def test_equal_cer_is_broken_by_validation_loss():
+    state = initial_progress()
+    assert is_improvement({"cer": 100.0, "loss": 5.0}, state)
+    state.update(best_cer=100.0, best_loss=5.0)
+    assert is_improvement({"cer": 100.0, "loss": 4.0}, state)        # still all blanks, but learning
+    assert not is_improvement({"cer": 100.0, "loss": 5.5}, state)
+    assert not is_improvement({"cer": 100.0}, state)
+    assert is_improvement({"cer": 90.0, "loss": 9.0}, state)
+    assert not is_improvement({"cer": 100.5, "loss": 1.0}, state)
+
+
 def test_batch_plan_mixing_modes():
     concat = BatchPlan(np.arange(10), [6], batch_size=4, extra_ratio=None, seed=0)
     rows = np.concatenate(concat.epoch(0))
@@ -144,6 +164,9 @@ def test_evaluate_and_cli(data, tmp_path, capsys):
     assert m["n"] == 16 and {"cer", "wer", "cer_ci", "wer_ci"} <= set(m)
     rows = tsv.read_text().splitlines()
     assert rows[0] == "path\treference\thypothesis" and len(rows) == 17
+    snapped = tmp_path / "snapped.tsv"
+    evaluate(run, data["val"], out_tsv=snapped, lexicon=["abc"])
+    assert {r.split("\t")[2] for r in snapped.read_text().splitlines()[1:]} == {"abc"}
     x = torch.ones(3, 1, 16, 64)
     assert len(recognize(model, alphabet, x, batch_size=2)) == 3
 
@@ -154,6 +177,10 @@ def test_evaluate_and_cli(data, tmp_path, capsys):
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["cer"] == pytest.approx(m["cer"])
+    args = parser.parse_args(["htr", "eval", "--model", str(run), "--data", str(data["val"])])
+    args.func(args)
+    text = capsys.readouterr().out
+    assert "case-sensitive" in text and "case-insensitive" in text
 
 
 def test_rtl_training_runs(tmp_path):

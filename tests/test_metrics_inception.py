@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from benchmark.metrics.fid import fid
+from benchmark.metrics.kid import kid
 from benchmark.metrics.inception import FEATURE_DIM, FIDInceptionV3, inception_features, load_inception, preprocess
 from datasets.errors import UserError
 
@@ -33,6 +34,15 @@ def random_state_dict(seed: int = 0) -> dict:
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Inception is compute-bound; on a shared 2-core machine one thread avoids OpenMP stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("inc") / "pt_inception-test.pth"
@@ -50,11 +60,11 @@ def test_state_dict_keys_match_pytorch_fid_layout():
 
 def test_loads_state_dict_and_gives_2048_features(weights_file):
     model = load_inception(weights_file)
-    images = np.random.default_rng(0).integers(0, 256, (3, 16, 64), dtype=np.uint8)
-    feats = inception_features(model, images, batch_size=2)
-    assert feats.shape == (3, FEATURE_DIM) and np.isfinite(feats).all() and feats.std() > 0
+    images = np.random.default_rng(0).integers(0, 256, (2, 16, 64), dtype=np.uint8)
+    feats = inception_features(model, images, batch_size=1)
+    assert feats.shape == (2, FEATURE_DIM) and np.isfinite(feats).all() and feats.std() > 0
     x = preprocess(images)
-    assert x.shape == (3, 3, 299, 299) and float(x.min()) >= -1 and float(x.max()) <= 1
+    assert x.shape == (2, 3, 299, 299) and float(x.min()) >= -1 and float(x.max()) <= 1
 
 
 def test_wrong_state_dict_is_user_error(tmp_path):
@@ -67,21 +77,32 @@ def test_wrong_state_dict_is_user_error(tmp_path):
         load_inception(tmp_path / "garbage.pth")
 
 
-def test_fid_with_inception_weights_and_stats_cache(weights_file, tmp_path, monkeypatch):
+def _folder(tmp_path, images):
     from PIL import Image
 
-    rng = np.random.default_rng(1)
-    a = rng.integers(0, 256, (4, 16, 32), dtype=np.uint8)
     folder = tmp_path / "a"
     folder.mkdir()
-    for i, img in enumerate(a):
+    for i, img in enumerate(images):
         Image.fromarray(img).save(folder / f"{i}.png")
+    return folder
+
+
+def test_kid_with_inception_weights_from_environment(weights_file, tmp_path, monkeypatch):
+    a = np.random.default_rng(1).integers(0, 256, (2, 16, 32), dtype=np.uint8)  # inception is slow on CPU
     monkeypatch.setenv("HTRAUG_INCEPTION_WEIGHTS", str(weights_file))
-    first = fid(folder, a, batch_size=4)
-    assert first["features"] == "inception" and first["n_real"] == 4
-    assert first["fid"] == pytest.approx(0.0, abs=1e-6 * max(1.0, first["fid"]) + 1e-3)
-    assert list((folder / ".cache").glob("featstats-inception-n4-*.npz"))
-    again = fid(folder, 255 - a, batch_size=4)
+    r = kid(_folder(tmp_path, a), 255 - a, subsets=2, batch_size=2)
+    assert r["features"] == "inception" and r["n_real"] == 2 and np.isfinite(r["kid"])
+
+
+@pytest.mark.slow
+def test_fid_with_inception_weights_and_stats_cache(weights_file, tmp_path):
+    """End to end at d = 2048 (two 2048×2048 eigendecompositions per FID: slow on a busy CPU)."""
+    a = np.random.default_rng(1).integers(0, 256, (3, 16, 32), dtype=np.uint8)
+    folder = _folder(tmp_path, a)
+    first = fid(folder, a, inception_weights=str(weights_file), batch_size=3)
+    assert first["features"] == "inception" and first["n_real"] == 3 and first["fid"] < 1e-6
+    assert list((folder / ".cache").glob("featstats-inception-n3-*.npz"))
+    again = fid(folder, 255 - a, inception_weights=str(weights_file), batch_size=3)
     assert again["cached_real"] and not again["cached_fake"] and again["fid"] > 0
 
 

@@ -184,6 +184,10 @@ def test_config_validation_errors_are_one_line(tmp_path):
     assert "format" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "datasets": ["rimes-like", "rimes-like"]}))
     assert "twice" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "datasets": [{"name": "rimes-like", "options": {"colour": 1}}]}))
+    assert "colour" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "datasets": [{"name": "rimes-like", "options": {"n_train": 1}}]}))
+    assert "reserved" in _one_line_error(config_file=f)
     f.write_text("{not json")
     assert "invalid JSON" in _one_line_error(config_file=f)
     assert "unknown profile" in _one_line_error(profile="huge")
@@ -194,10 +198,11 @@ def test_toml_config_with_imported_dataset(tmp_path):
     (tmp_path / "iam").mkdir()
     f = tmp_path / "study.toml"
     f.write_text(f'profile = "smoke"\nseed = 7\n[overrides]\nhtr_seeds = 1\n'
-                 f'[[datasets]]\nname = "rimes-like"\n[[datasets]]\nname = "myiam"\nformat = "iam"\npath = "{tmp_path / "iam"}"\n')
+                 f'[[datasets]]\nname = "rimes-like"\n[[datasets]]\nname = "myiam"\nformat = "iam"\npath = "{tmp_path / "iam"}"\n'
+                 f'[datasets.options]\nlanguage = "en"\n')
     cfg = load_study_config(config_file=f)
     assert cfg.seed == 7 and cfg.profile.htr_seeds == 1
-    assert [d.kind for d in cfg.datasets] == ["rimes-like", "import"]
+    assert [d.kind for d in cfg.datasets] == ["rimes-like", "import"] and cfg.datasets[1].options == {"language": "en"}
     assert load_study_config(config_file=f, seed=3).seed == 3   # the command line wins
 
 

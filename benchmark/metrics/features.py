@@ -362,7 +362,11 @@ def side_features(source, extractor_cfg: ExtractorConfig, n: int | None, seed: i
 
 
 def needs_extractor(*sources) -> bool:
-    """Whether any of the sources is an image set (not already a feature matrix)."""
+    """Whether any of the sources is an image set (not already a feature matrix); a missing
+    path is reported first (before any extractor is loaded)."""
+    for s in sources:
+        if isinstance(s, (str, os.PathLike)) and not Path(s).exists():
+            raise UserError(f"{s}: no such dataset directory, image folder or .npy file")
     return any(_given_features(s) is None for s in sources)
 
 

@@ -56,12 +56,13 @@ def synthetic_word_images(n: int, height: int = 128, width: int = 512, seed: int
     ys, xs = np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32)
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        k = 6
+        k = 8
         cy = rng.uniform(0.3, 0.7, (m, k, 1)) * height
         cx = rng.uniform(0.1, 0.9, (m, k, 1)) * width
-        sy = rng.uniform(4, 20, (m, k, 1))
-        sx = rng.uniform(4, 40, (m, k, 1))
-        gy = np.exp(-0.5 * ((ys - cy) / sy) ** 2).astype(np.float32)
+        sy = rng.uniform(0.03, 0.12, (m, k, 1)) * height
+        sx = rng.uniform(0.005, 0.04, (m, k, 1)) * width
+        amp = rng.uniform(0.5, 1.2, (m, k, 1))
+        gy = (amp * np.exp(-0.5 * ((ys - cy) / sy) ** 2)).astype(np.float32)
         gx = np.exp(-0.5 * ((xs - cx) / sx) ** 2).astype(np.float32)
         ink = np.einsum("mkh,mkw->mhw", gy, gx)
         out[start:start + m] = np.clip(255.0 - 255.0 * ink, 0, 255).astype(np.uint8)

@@ -1,0 +1,107 @@
+"""Report rendering from a results.json (fake study): Markdown, self-contained HTML, CSV, PNG."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from benchmark.cli import main as htraug
+from benchmark.study import load_study_config, run_study
+from reports.render import PAPER_LABEL, load_paper, render_report
+from study_fakes import FakeBackend
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    run_study(load_study_config("smoke", seed=0), out, backend=FakeBackend(), log=lambda m: None, device="cpu")
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(study):
+    return render_report(study)
+
+
+def test_report_files(report):
+    out = report.parent
+    assert report.name == "report.html" and (out / "report.md").is_file()
+    csvs = {p.name for p in (out / "tables").glob("*.csv")}
+    assert {"table1_datasets.csv", "table6_htr.csv", "htr_per_seed.csv", "gan_final.csv", "sweep.csv",
+            "table2_alpha.csv", "table3_loss.csv", "table4_attention.csv", "table5_conditioning.csv"} <= csvs
+    pngs = {p.name for p in (out / "figures").glob("*.png")}
+    for name in ("htr_bars.png", "sweep_gain.png", "htr_curves_rimes-like.png", "gan_quality_rimes-like.png",
+                 "gan_losses_arabic-like.png", "samples_rimes-like_0.png", "samples_arabic-like_0.png",
+                 "data_samples_rimes-like.png"):
+        assert name in pngs, name
+    for p in (out / "figures").glob("*.png"):
+        with Image.open(p) as im:
+            assert im.size[0] > 10 and im.size[1] > 10
+
+
+def test_tables_have_ours_and_the_papers(report):
+    t6 = pd.read_csv(report.parent / "tables/table6_htr.csv")
+    assert set(t6["source"]) == {"this study", PAPER_LABEL}
+    assert "4.34" in set(t6["ED %"].astype(str))
+    assert t6[t6["source"] == "this study"]["ED %"].str.contains("±").all()
+    t2 = pd.read_csv(report.parent / "tables/table2_alpha.csv")
+    assert list(t2["setting"]) == ["none", "0.1", "1 (ours)", "10"]
+    assert "141.35" in t2[f"FID, {PAPER_LABEL}"].astype(str).tolist()
+    t1 = pd.read_csv(report.parent / "tables/table1_datasets.csv")
+    assert {"RIMES", "OpenHaRT", "rimes-like", "arabic-like"} <= set(t1["dataset"])
+
+
+def test_markdown_mentions_every_section(report):
+    md = (report.parent / "report.md").read_text()
+    for heading in ("Datasets (Table I)", "Table VI", "Augmentation gain", "Generator quality", "Ablations (Tables II–V)"):
+        assert heading in md
+    assert PAPER_LABEL in md and "](figures/htr_bars.png)" in md
+
+
+def test_html_is_self_contained(report):
+    page = report.read_text()
+    srcs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<link" not in page and "<script" not in page and "http://" not in page and "https://" not in page
+    assert page.count("<table>") >= 8
+
+
+def test_report_cli_rerenders_without_training(study, tmp_path, capsys):
+    assert htraug(["report", str(study), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r/report.html").is_file()
+    assert htraug(["report", str(tmp_path / "nothing")]) == 2
+    assert "no results.json" in capsys.readouterr().err
+
+
+def test_paper_tables_are_complete():
+    paper = load_paper()
+    assert set(paper) == {f"table{i}" for i in range(1, 7)}
+    assert paper["table1"]["rows"][0]["images"] == 129414
+    assert {r["setting"]: r["fid"] for r in paper["table3"]["rows"]} == {"gan": 36.32, "lsgan": 116.09, "hinge": 23.94}
+    assert paper["table6"]["rows"][1]["cer"] == 4.03
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed")
+def test_html_renders_in_headless_chromium(report, tmp_path):
+    shot = tmp_path / "shot.png"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           f"--screenshot={shot}", "--window-size=1200,3000", report.resolve().as_uri()]
+    subprocess.run(cmd, check=True, timeout=120, capture_output=True)
+    img = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert img.shape == (3000, 1200)
+    assert img.std() > 10, "the screenshot is blank"
+    dark = (img < 128).mean()
+    assert 0.005 < dark < 0.6, f"unexpected ink share {dark:.3f}"
+    # Images are drawn: rows with mid-grey texture (plots / sample grids), not only text and white.
+    assert (np.abs(np.diff(img, axis=1)) > 30).mean() > 0.005
