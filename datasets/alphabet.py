@@ -107,3 +107,29 @@ def alphabet_from_texts(texts, name: str = "derived") -> Alphabet:
     """Alphabet of all characters occurring in `texts`, sorted by code point."""
     chars = sorted({c for t in texts for c in t})
     return Alphabet("".join(chars), name)
+
+
+_DIGITS_ALL = set("0123456789٠١٢٣٤٥٦٧٨٩")
+
+
+def ctc_order(text: str, direction: str) -> str:
+    """The order in which a recognizer reading left to right meets the characters of `text`.
+
+    LTR: the logical order. RTL: the model flips the image, so it reads the logical order too —
+    except for digit runs, which bidi draws left to right inside RTL text; those come out
+    reversed. The mapping is its own inverse, so it also turns a decoded sequence back into
+    logical order. Stored labels are never changed.
+    """
+    if direction != "rtl":
+        return text
+    out: list[str] = []
+    run: list[str] = []
+    for c in text:
+        if c in _DIGITS_ALL:
+            run.append(c)
+            continue
+        out.extend(reversed(run))
+        run.clear()
+        out.append(c)
+    out.extend(reversed(run))
+    return "".join(out)

@@ -162,10 +162,25 @@ def load_pool(language: str, alphabet: Alphabet, fonts: list[str] | str | None =
     if font_dir and not dirs[0].is_dir():
         raise UserError(f"--font-dir {font_dir}: not a directory")
     index = index_fonts(dirs)
-    pool = []
+    paths, missing = [], []
     for spec in specs:
-        path = find_font(spec.file, font_dir, spec.package or None, index)
-        pool.append(FontInfo(Path(spec.file).name, path, spec.package, glyph_coverage(path, alphabet.symbols)))
+        try:
+            paths.append(find_font(spec.file, font_dir, spec.package or None, index))
+        except UserError as exc:
+            if len(specs) == 1:
+                raise
+            missing.append((spec, exc))
+    if len(missing) == 1:
+        raise missing[0][1]
+    if missing:
+        names = ", ".join(Path(s.file).name for s, _ in missing)
+        packages = sorted({s.package for s, _ in missing if s.package})
+        where = ", ".join(str(d) for d in dirs)
+        hint = f"install them with apt-get install {' '.join(packages)}" if packages else \
+            "install the packages that provide them or pass --font-dir"
+        raise UserError(f"{len(missing)} fonts not found in {where} ({names}): {hint}")
+    pool = [FontInfo(Path(spec.file).name, path, spec.package, glyph_coverage(path, alphabet.symbols))
+            for spec, path in zip(specs, paths)]
     useless = [f.name for f in pool if not f.coverage]
     if useless:
         raise UserError(f"font(s) {', '.join(useless)} draw none of the alphabet '{alphabet.name}'")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from datasets.errors import UserError
@@ -111,7 +112,8 @@ def _train(args) -> int:
 
     cfg = train_config_from_args(args)
     run = train(cfg)
-    print(f"GAN run: {run} (best: {run / 'best.pt'}, log: {run / 'log.jsonl'})")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"GAN run: {run} (best: {run / 'best.pt'}, log: {run / 'log.jsonl'})")
     return 0
 
 

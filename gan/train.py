@@ -539,4 +539,9 @@ class GanTraining:
 
 def train(cfg: GanTrainConfig) -> Path:
     """Train (or resume) a GAN run; returns the run directory."""
-    return GanTraining(cfg).fit()
+    started_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
+    try:
+        return GanTraining(cfg).fit()
+    finally:
+        if started_group and dist.is_initialized():
+            dist.destroy_process_group()

@@ -92,7 +92,8 @@ def load_recognizer(path_or_run_dir, device: str = "cpu") -> tuple[GatedCRNN, Al
     return model, alphabet, info
 
 
-def check_labels_fit(alphabet: Alphabet, texts, where: str, model_name: str = "the model") -> None:
+def check_labels_fit(alphabet: Alphabet, texts, where: str, model_name: str = "the model",
+                     hint: str = "use a recognizer trained on this alphabet") -> None:
     """One-line UserError when some transcription uses characters outside `alphabet`."""
     bad: list[str] = []
     example = None
@@ -102,9 +103,10 @@ def check_labels_fit(alphabet: Alphabet, texts, where: str, model_name: str = "t
             example = t
         bad.extend(c for c in miss if c not in bad)
     if bad:
+        shown = "".join(bad[:20]) + ("…" if len(bad) > 20 else "")
         raise UserError(
-            f"{where}: labels use characters {''.join(bad)!r} (e.g. in {example!r}) outside the alphabet "
-            f"'{alphabet.name}' ({alphabet.fingerprint}) of {model_name}; use a recognizer trained on this alphabet")
+            f"{where}: labels use {len(bad)} character(s) {shown!r} (e.g. in {example!r}) outside the alphabet "
+            f"'{alphabet.name}' ({alphabet.fingerprint}) of {model_name}" + (f"; {hint}" if hint else ""))
 
 
 def check_compatible(info: dict, alphabet: Alphabet, meta, texts, where: str) -> None:

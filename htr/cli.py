@@ -111,8 +111,8 @@ def eval_command(args) -> int:
     return 0
 
 
-def _print_text_metrics(m: dict) -> None:
-    print(f"images: {m['n']}  characters: {m['chars']}")
+def _print_text_metrics(m: dict, unit: str = "images") -> None:
+    print(f"{unit}: {m['n']}  reference characters: {m['chars']}")
     print(f"ED  {m['cer']:6.2f}%   WER  {m['wer']:6.2f}%   (case-sensitive)")
     print(f"ED  {m['cer_ci']:6.2f}%   WER  {m['wer_ci']:6.2f}%   (case-insensitive)")
 
@@ -160,7 +160,7 @@ def metrics_text_command(args) -> int:
     if args.json:
         print(json.dumps(m, ensure_ascii=False))
     else:
-        _print_text_metrics(m)
+        _print_text_metrics(m, unit="lines")
     return 0
 
 

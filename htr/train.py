@@ -266,7 +266,8 @@ def _compatible(path: str, meta):
     ds = load_dataset(path)
     if ds.meta.direction != meta.direction:
         raise UserError(f"{path}: script direction {ds.meta.direction} differs from the training set's {meta.direction}")
-    check_labels_fit(meta.alphabet, ds.texts, str(path), "the training set")
+    check_labels_fit(meta.alphabet, ds.texts, str(path), "the training set",
+                     hint="every training/validation set must fit the training set's alphabet")
     return ds
 
 

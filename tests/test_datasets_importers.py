@@ -160,3 +160,26 @@ def test_empty_transcription_and_unknown_format(tmp_path):
     with pytest.raises(UserError, match="unknown dataset format"):
         import_dataset("hwdb", root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_import_and_stats(tmp_path, capsys):
+    import argparse
+    from datasets import cli
+
+    root = tmp_path / "t"
+    for i in range(4):
+        _img(root / f"{i}.png", h=10, w=60, seed=i)
+    (root / "train.tsv").write_text("".join(f"{i}.png\tmot{i}\n" for i in range(3)), encoding="utf-8")
+    (root / "test.tsv").write_text("3.png\tfin\n", encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="htraug")
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["data", "import", "--format", "tsv", "--root", str(root), "--out", str(tmp_path / "o"),
+                              "--language", "fr", "--height", "16", "--width", "64"])
+    assert args.func(args) == 0
+    stats = cli.collection_stats(tmp_path / "o")
+    assert stats["train"]["images"] == 3 and stats["test"]["images"] == 1 and stats["train"]["too_wide"] == 3
+    args = parser.parse_args(["data", "import", "--format", "tsv", "--root", str(root), "--out", str(tmp_path / "p"),
+                              "--list", "train"])
+    with pytest.raises(UserError, match="expected SPLIT=FILE"):
+        args.func(args)
+    assert not (tmp_path / "p").exists()

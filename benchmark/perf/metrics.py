@@ -135,12 +135,14 @@ def perf_frechet(d: int = 2048, seed: int = 0) -> dict:
             "rel_diff": abs(ours - ref) / abs(ref), "speedup": t_ref / t_ours}
 
 
-def perf_inception(n: int = 64, batch: int = 32, seed: int = 0) -> dict:
+def perf_inception(n: int = 64, batch: int = 32, seed: int = 0, threads: int | None = None) -> dict:
     """Images/s of FID InceptionV3 features on CPU (random weights), 128×512 grey inputs."""
     import torch
 
     from benchmark.metrics.inception import FIDInceptionV3, inception_features
 
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = FIDInceptionV3().eval().requires_grad_(False)
     images = synthetic_word_images(n, seed=seed)
@@ -169,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         out["frechet"] = perf_frechet()
         print(json.dumps({"frechet": out["frechet"]}), flush=True)
     if "inception" in parts:
-        out["inception"] = perf_inception(args.inception_images)
-        print(json.dumps({"inception": out["inception"]}), flush=True)
+        for threads in (1, 2):
+            out[f"inception_{threads}t"] = perf_inception(args.inception_images, threads=threads)
+            print(json.dumps({f"inception_{threads}t": out[f"inception_{threads}t"]}), flush=True)
     if "gs" in parts:
         out["gs"] = perf_gs(args.n, args.dim, args.reps, args.ref_reps, args.workers)
         print(json.dumps({"gs": out["gs"]}), flush=True)
