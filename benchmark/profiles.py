@@ -47,11 +47,13 @@ PROFILES = {
         n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, real_fractions=(0.5, 1.0),
         ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
     ),
+    # quick: sized from throughput measured on the shared 2-core machine (HTR ≈ 10 ms per 32×128
+    # image-pass at width 1, GAN ≈ 1–2 s per iteration on CPU); see benchmark/RESULTS.md "Study".
     "quick": Profile(
-        name="quick", height=32, width=128, n_train=20000, n_val=2000, n_test=2000,
-        gan_channel_mult=0.5, gan_iterations=3000, gan_batch=32, gan_eval_every=1000,
-        htr_width_mult=1.0, htr_batch=64, htr_max_epochs=8, htr_patience=3, htr_seeds=2,
-        n_synthetic=10000, fid_n=1000, gs_n=500, gs_reps=20, real_fractions=(0.05, 0.25, 1.0),
+        name="quick", height=32, width=128, n_train=2000, n_val=400, n_test=400,
+        gan_channel_mult=0.5, gan_iterations=500, gan_batch=16, gan_eval_every=250,
+        htr_width_mult=0.5, htr_batch=32, htr_max_epochs=4, htr_patience=2, htr_seeds=2,
+        n_synthetic=2000, fid_n=400, gs_n=200, gs_reps=10, real_fractions=(0.25, 1.0),
     ),
     "paper": Profile(
         name="paper", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,

@@ -21,7 +21,7 @@ import torch
 
 from datasets.alphabet import Alphabet, normalize_text
 from datasets.errors import UserError
-from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset, read_meta
+from datasets.format import DatasetMeta, DatasetWriter, StagingDir, read_meta
 from datasets.preprocess import from_unit_range
 from datasets.progress import progress
 
@@ -151,8 +151,9 @@ def generate(run, n: int, out, words=None, seed: int = 0, batch_size: int = 256,
         check_like(gan, like)
     rejected = 0
     if words is None:
-        source = "prior:" + gan.prior().source
-        chosen = gan.prior().sample(n, np.random.default_rng([seed, 0]))
+        prior = gan.prior()
+        source = "prior:" + prior.source
+        chosen = prior.sample(n, np.random.default_rng([seed, 0]))
     else:
         where = str(words) if isinstance(words, (str, Path)) else "word list"
         word_list = read_words_file(words) if isinstance(words, (str, Path)) else [normalize_text(w.strip()) for w in words]

@@ -278,7 +278,7 @@ class GanTraining:
         self.eval_words = self.prior.sample(cfg.eval_words, np.random.default_rng([cfg.seed, 101]))
         self.eval_z = sample_z(cfg.eval_words, self.net_cfg.z_dim, torch.Generator().manual_seed(_seed_int(cfg.seed, 102)))
         self.grid_words = distinct_words(self.prior, GRID_WORDS, np.random.default_rng([cfg.seed, 2]))
-        self.judge = None
+        self.judge, self.reference = None, None
         if not self.is_main:
             return
         if cfg.judge:
@@ -290,7 +290,6 @@ class GanTraining:
                 raise UserError(f"judge {cfg.judge}: script direction differs from {cfg.data}")
             check_labels_fit(alphabet, self.eval_words, f"judge {cfg.judge}", "the judge")
             self.judge = (model, alphabet)
-        self.reference = None
         n_ref = max(cfg.fid_n, cfg.gs_n)
         if n_ref > 0:
             packed = self.real.packed if not cfg.val else load_packed(cfg.val, cfg.height, cfg.width, cfg.progress)
@@ -395,6 +394,7 @@ class GanTraining:
 
     # -- evaluation, checkpoints, samples ------------------------------------------------------
     def _evaluate_and_save(self) -> None:
+        self._check_parameters_finite()
         states = self._rank_states()
         if self.is_main:
             record = {"event": "eval", "iteration": self.iteration, "train_seconds": round(self.elapsed, 2)}
@@ -413,6 +413,14 @@ class GanTraining:
         self.window = []
         if self.world > 1:
             dist.barrier()
+
+    def _check_parameters_finite(self) -> None:
+        """Never checkpoint NaN/inf weights: stop instead, keeping the previous last.pt."""
+        for name, module in (("phi", self.phi), ("G", self.G), ("D", self.D), ("R", self.R)):
+            if not all(torch.isfinite(p).all() for p in module.parameters()):
+                kept = f"{self.run / LAST} (iteration {self._saved_iteration()})" if (self.run / LAST).is_file() else "no checkpoint yet"
+                raise TrainingDiverged(f"training diverged by iteration {self.iteration}: non-finite weights in {name}; "
+                                       f"stopped, last good checkpoint: {kept}")
 
     @staticmethod
     def _selection_score(record: dict) -> tuple[str | None, float | None]:

@@ -137,3 +137,34 @@ def test_cli_options_map_to_config(tmp_path):
     default = cli.train_config_from_args(parser.parse_args(["gan", "train", "--data", "D", "--out", "R"]))
     assert (default.height, default.width, default.batch_size, default.lr, default.betas, default.alpha) == \
         (128, 512, 64, 2e-4, (0.0, 0.999), 1.0)
+
+
+def test_judge_readability_fid_and_gs_in_the_log(tmp_path):
+    """With a judge recognizer: judge CER, FID ('htr' features) and GS are logged; best.pt by FID."""
+    from htr.train import HtrTrainConfig, train as train_htr
+
+    data = make_tiny(tmp_path / "d72", n=72)
+    judge = train_htr(HtrTrainConfig(train=str(data), val=str(data), out=str(tmp_path / "judge"), max_steps=1,
+                                     width_mult=0.25, batch_size=8, threads=1, show_progress=False))
+    run = train(_cfg(data, tmp_path / "run", iterations=1, eval_every=1, judge=str(judge), fid_n=64, gs_n=64, gs_reps=2))
+    rec = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert "metrics_error" not in rec, rec.get("metrics_error")
+    for key in ("cer_judge", "wer_judge", "fid", "gs"):
+        assert isinstance(rec[key], float), key
+    assert rec["fid_n"] == 64 and rec["gs_n"] == 64 and rec["best"]["metric"] == "fid"
+
+
+def test_non_finite_weights_are_never_checkpointed(tiny, tmp_path, monkeypatch):
+    t = GanTraining(_cfg(tiny, tmp_path / "run", iterations=3, eval_every=1))
+    real_step = t.step
+    def step():
+        values = real_step()
+        if t.iteration == 1:                      # running iteration 2: corrupt G, losses stay finite
+            with torch.no_grad():
+                next(t.G.parameters()).fill_(float("inf"))
+        return values
+    monkeypatch.setattr(t, "step", step)
+    with pytest.raises(TrainingDiverged, match="non-finite weights in G") as e:
+        t.fit()
+    assert "\n" not in str(e.value)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 1

@@ -122,3 +122,10 @@ def test_bad_input_is_user_error(tmp_path):
     assert r["gs"] == 0.0 and r["n_real"] == 80
     r = compute("gs", tmp_path / "p.npy", tmp_path / "q.npy", reps=2, workers=1)
     assert r["gs"] >= 0
+
+
+def test_exact_integer_gram_equals_float64():
+    x = np.random.default_rng(9).integers(0, 256, (40, 3000), dtype=np.uint8)
+    c = x.astype(np.float64) - 127
+    assert np.array_equal(gsm._exact_integer_gram(x), c @ c.T)
+    assert gsm._exact_integer_gram(np.array([[0, 100000], [5, 7]], dtype=np.int64)) is None

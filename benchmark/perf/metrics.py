@@ -69,6 +69,14 @@ def synthetic_word_images(n: int, height: int = 128, width: int = 512, seed: int
     return out
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (the GS workers)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def perf_gs(n: int, dim: int, reps: int, ref_reps: int, workers: int) -> dict:
     """Fast GS (n vs n, `reps` repetitions) vs the reference timed on `ref_reps` repetitions."""
     from benchmark.metrics import geometry_score as gsm
@@ -80,9 +88,9 @@ def perf_gs(n: int, dim: int, reps: int, ref_reps: int, workers: int) -> dict:
     fake = synthetic_word_images(n, height, width, seed=2).reshape(n, -1)
     t_data = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     result = gsm.geometry_score(real, fake, landmarks=64, reps=reps, seed=0, workers=workers)
-    t_fast = time.perf_counter() - t0
+    t_fast, c_fast = time.perf_counter() - t0, _cpu_seconds() - c0
 
     # Stage timings of the fast path (one set): Gram matrix, then per repetition.
     t0 = time.perf_counter()
@@ -94,16 +102,16 @@ def perf_gs(n: int, dim: int, reps: int, ref_reps: int, workers: int) -> dict:
     fast_rlts = [gsm.rlt_for_landmarks(source, idx, gamma, 100) for idx in sets]
     t_fast_rep = (time.perf_counter() - t0) / len(sets)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     ref_rlts = [reference_rlt(real, idx, gamma, 100) for idx in sets]
-    t_ref_rep = (time.perf_counter() - t0) / len(sets)
+    t_ref_rep, c_ref_rep = (time.perf_counter() - t0) / len(sets), (_cpu_seconds() - c0) / len(sets)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(fast_rlts, ref_rlts))
     exact = all(np.array_equal(a, b) for a, b in zip(fast_rlts, ref_rlts))
     # The reference's own protocol: the same `reps` repetitions for each of the two sets.
     t_ref_total = 2 * reps * t_ref_rep
     return {
         "n": n, "dim": real.shape[1], "reps": reps, "workers": workers, "gs": result["gs"],
-        "data_s": t_data, "fast_total_s": t_fast, "fast_gram_one_set_s": t_gram, "fast_per_rep_s": t_fast_rep,
+        "data_s": t_data, "fast_total_s": t_fast, "fast_total_cpu_s": c_fast, "ref_per_rep_cpu_s": c_ref_rep, "fast_gram_one_set_s": t_gram, "fast_per_rep_s": t_fast_rep,
         "ref_per_rep_s": t_ref_rep, "ref_reps_timed": len(sets), "ref_total_extrapolated_s": t_ref_total,
         "speedup": t_ref_total / t_fast, "rlt_max_abs_diff": diff, "rlt_identical": exact,
     }
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
-    out = {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    out = {"load_average_at_start": os.getloadavg(), "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
     if "frechet" in parts:
         out["frechet"] = perf_frechet()
         print(json.dumps({"frechet": out["frechet"]}), flush=True)
@@ -177,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if "gs" in parts:
         out["gs"] = perf_gs(args.n, args.dim, args.reps, args.ref_reps, args.workers)
         print(json.dumps({"gs": out["gs"]}), flush=True)
+    out["load_average_at_end"] = os.getloadavg()
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump(out, f, indent=2)
