@@ -60,8 +60,9 @@ def fid(real, fake, features: str = "inception", n: int | None = None, inception
     """
     cfg = ExtractorConfig(features, inception_weights, judge, batch_size, device)
     extractor = make_extractor(cfg) if needs_extractor(real, fake) else None
+    label = features if extractor is not None else "given"  # both sides were feature matrices
     r, f = (side_features(source, cfg, n, seed, need_feats=False, extractor=extractor, height=height, width=width,
                           use_cache=cache) for source in (real, fake))
     value = frechet_distance(r.mu, r.sigma, f.mu, f.sigma)
-    return {"fid": value, "features": features, "n_real": r.n, "n_fake": f.n,
+    return {"fid": value, "features": label, "n_real": r.n, "n_fake": f.n,
             "cached_real": r.cached, "cached_fake": f.cached}

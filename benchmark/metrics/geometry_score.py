@@ -9,10 +9,11 @@ H₁ intervals (infinite deaths set to α_max) give the relative living times RL
 [0, α_max] during which β₁ = i, for i < i_max. MRLT = mean RLT over repetitions; GS = Σᵢ
 (MRLT_real[i] − MRLT_fake[i])².
 
-Speed: the witness→landmark distances come from the Gram matrix G = X Xᵀ (one BLAS call per set,
-in blocks of columns converted to float64) as √max(0, ‖x‖² + ‖l‖² − 2 G), gathered per
-repetition — for uint8 images every term is an exact integer in float64, so the distances equal
-scipy's `cdist` bit for bit. Table rows are cut after the entries gudhi can use at dimension ≤ 2
+Speed: the witness→landmark distances come from the Gram matrix G = X Xᵀ (one BLAS pass per set)
+as √max(0, ‖x‖² + ‖l‖² − 2 G), gathered per repetition. For integer inputs (uint8 images) G is
+exact — float32 block products whose partial sums stay below 2²⁴, added in float64 — so the
+distances equal scipy's `cdist` bit for bit; float inputs are centred and use float64.
+Table rows are cut after the entries gudhi can use at dimension ≤ 2
 (distance − α_max ≤ distance of the 3rd-nearest landmark: gudhi's own stopping rule), which leaves
 the complex unchanged. Repetitions are seeded independently (SeedSequence.spawn) and run in
 worker processes; results do not depend on the number of workers.
@@ -31,7 +32,7 @@ from datasets.errors import UserError
 LIMIT_DIMENSION = 2
 HOMOLOGY_FIELD = 2
 GRAM_BLOCK = 2048                 # columns converted to float64 at a time
-GRAM_LIMIT_BYTES = 2 << 30        # above this the N×N Gram matrix is skipped for per-rep products
+GRAM_LIMIT_BYTES = 1 << 30        # above this the N×N Gram matrix is skipped for per-rep products
 
 
 @dataclass(frozen=True)

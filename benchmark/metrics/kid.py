@@ -59,8 +59,9 @@ def kid(real, fake, features: str = "inception", n: int | None = None, subsets: 
     """
     cfg = ExtractorConfig(features, inception_weights, judge, batch_size, device)
     extractor = make_extractor(cfg) if needs_extractor(real, fake) else None
+    label = features if extractor is not None else "given"  # both sides were feature matrices
     r, f = (side_features(source, cfg, n, seed, need_feats=True, extractor=extractor, height=height, width=width)
             for source in (real, fake))
     out = kid_from_features(r.feats, f.feats, subsets, subset_size, seed)
-    out.update(features=features, n_real=r.n, n_fake=f.n)
+    out.update(features=label, n_real=r.n, n_fake=f.n)
     return out
