@@ -251,10 +251,6 @@ def cost_model(p: Profile, device: str) -> dict[str, float]:
     }
 
 
-def projected_duration(stages: list[Stage]) -> float:
-    return sum(s.cost for s in stages)
-
-
 def detect_device() -> str:
     try:
         import torch
@@ -772,8 +768,9 @@ def merge_studies(dirs: list[Path], out: Path, log: Callable[[str], None] | None
         raise UserError("study merge: name at least one study directory")
     docs = [(Path(d), load_results(d)) for d in dirs]
     cfg_json = docs[0][1]["config"]
+    same = lambda c: {k: v for k, v in c.items() if k != "gpus"}  # noqa: E731 - GPU count may differ per shard
     for d, doc in docs[1:]:
-        if doc["config"] != cfg_json:
+        if same(doc["config"]) != same(cfg_json):
             raise UserError(f"{d}: was run with a different config than {docs[0][0]}; cannot merge")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

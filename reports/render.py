@@ -247,7 +247,7 @@ def plot_gan_log(ds: str, entry: dict, path: Path, keys_pred, title: str, log_y:
 
 
 def _is_loss(k: str) -> bool:
-    return k.startswith("loss") or k.endswith("_loss") or k.startswith("grad_norm")
+    return k.startswith("loss") or k.endswith("_loss") or k.startswith("grad_")
 
 
 def _is_quality(k: str) -> bool:
@@ -307,8 +307,10 @@ def plot_sweep(results: dict, path: Path) -> Path | None:
     axes[1].set_xlabel("real training images")
     axes[1].set_ylabel("ED gain (real − real+synthetic), points")
     axes[1].set_title("gain from synthetic data")
+    xs = [p[r].get("n_real") or p["fraction"] for _, sw in sets for p in sw for r in ("real", "real+synthetic") if p.get(r)]
     for ax in axes:
-        ax.set_xscale("log")
+        if xs and max(xs) >= 10 * min(xs):
+            ax.set_xscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -422,7 +424,7 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     for ds, e in results.get("datasets", {}).items():
         p = _copy_image(study, e.get("data_samples"), figs / f"data_samples_{ds}.png")
         if p:
-            s.figures.append((f"{ds}: real images after preprocessing (rows: train / val / test writers)", p))
+            s.figures.append((f"{ds}: real images of the train, validation and test splits (builder sample sheet)", p))
     sections.append(s)
 
     s = Section("Handwritten text recognition (Table VI)", [
