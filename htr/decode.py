@@ -4,7 +4,7 @@ from __future__ import annotations
 import editdistance
 import torch
 
-from datasets.alphabet import Alphabet
+from datasets.alphabet import Alphabet, ctc_order
 
 
 def greedy_indices(log_probs: torch.Tensor) -> list[list[int]]:
@@ -19,9 +19,13 @@ def greedy_indices(log_probs: torch.Tensor) -> list[list[int]]:
     return [row[mask].tolist() for row, mask in zip(best, keep)]
 
 
-def greedy_decode(log_probs: torch.Tensor, alphabet: Alphabet) -> list[str]:
-    """Best-path transcriptions of a (T, B, C) batch of log-probabilities."""
-    return [alphabet.decode(seq) for seq in greedy_indices(log_probs)]
+def greedy_decode(log_probs: torch.Tensor, alphabet: Alphabet, direction: str = "ltr") -> list[str]:
+    """Best-path transcriptions of a (T, B, C) batch of log-probabilities, in logical order.
+
+    For RTL models the frames follow `datasets.alphabet.ctc_order` (digit runs, drawn left to
+    right inside RTL text, come out reversed); the same mapping turns them back.
+    """
+    return [ctc_order(alphabet.decode(seq), direction) for seq in greedy_indices(log_probs)]
 
 
 def snap_to_lexicon(hypotheses: list[str], lexicon: list[str]) -> list[str]:

@@ -37,7 +37,7 @@ def recognize(model: GatedCRNN, alphabet: Alphabet, images: torch.Tensor | np.nd
                 chunk = torch.from_numpy(np.array(chunk, dtype=np.float32)).div_(127.5).sub_(1.0)
                 chunk = chunk.unsqueeze(1) if chunk.dim() == 3 else chunk
             log_probs = model(chunk.to(device, non_blocking=True).float())
-            out.extend(greedy_decode(log_probs, alphabet))
+            out.extend(greedy_decode(log_probs, alphabet, "rtl" if model.rtl else "ltr"))
     finally:
         model.train(was_training)
     return out

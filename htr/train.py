@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from benchmark.metrics.text import text_metrics
+from datasets.alphabet import ctc_order
 from datasets.errors import UserError
 from datasets.format import atomic_write_json, atomic_write_text, load_dataset
 from datasets.progress import progress
@@ -254,11 +255,21 @@ def _load_sources(cfg: HtrTrainConfig):
         raise UserError(f"{cfg.train}: canvas height {height} is below 16; pass --height")
     alphabet = meta.alphabet
     show = cfg.show_progress
-    sources = [WordImageDataset(train_ds, alphabet, height, width, show)]
+    sources = [use_ctc_order(WordImageDataset(train_ds, alphabet, height, width, show))]
     for path in cfg.extra:
-        sources.append(WordImageDataset(_compatible(path, meta), alphabet, height, width, show))
-    val = WordImageDataset(_compatible(cfg.val, meta), alphabet, height, width, show)
+        sources.append(use_ctc_order(WordImageDataset(_compatible(path, meta), alphabet, height, width, show)))
+    val = use_ctc_order(WordImageDataset(_compatible(cfg.val, meta), alphabet, height, width, show))
     return sources, val, meta, height, width
+
+
+def use_ctc_order(ds: WordImageDataset) -> WordImageDataset:
+    """Encode an RTL dataset's CTC targets in the order the (flipped) frames show the characters.
+
+    Stored labels stay in logical order; only digit runs change (`datasets.alphabet.ctc_order`).
+    """
+    if ds.direction == "rtl":
+        ds.targets = [torch.tensor(ds.alphabet.encode(ctc_order(t, "rtl")), dtype=torch.long) for t in ds.packed.texts]
+    return ds
 
 
 def _compatible(path: str, meta):
@@ -320,7 +331,7 @@ def validate_model(model: GatedCRNN, val: WordImageDataset, batch_size: int, dev
             images, targets, lengths = batch_from_indices(val, idx)
             log_probs = model(images.to(device))
             loss_sum += float(ctc_loss(log_probs, targets.to(device), lengths.to(device))) * len(idx)
-            hyps.extend(greedy_decode(log_probs, val.alphabet))
+            hyps.extend(greedy_decode(log_probs, val.alphabet, val.direction))
     finally:
         model.train(was_training)
     m = text_metrics(list(val.packed.texts), hyps)

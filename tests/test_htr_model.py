@@ -126,3 +126,11 @@ def test_augmentation_is_deterministic_and_in_range():
     assert a.shape == x.shape and a.min() >= -1 and a.max() <= 1
     white = augment_batch(torch.ones(2, 1, 16, 64), torch.Generator().manual_seed(5))
     assert (white > 0.5).float().mean() > 0.99    # warping pads with white paper
+
+
+def test_rtl_digit_runs_decode_back_to_logical_order():
+    # a flipped RTL image shows the letters in logical order but a digit run reversed
+    alphabet = Alphabet("بت١٢٣")
+    frames = [1, 0, 5, 0, 4, 0, 3, 2]                 # ب ٣ ٢ ١ ت as the flipped frames show them
+    assert greedy_decode(_one_hot_log_probs(frames, 6), alphabet, "rtl") == ["ب١٢٣ت"]
+    assert greedy_decode(_one_hot_log_probs(frames, 6), alphabet, "ltr") == ["ب٣٢١ت"]
