@@ -439,6 +439,30 @@ def _jsonable(obj):
 # ---------------------------------------------------------------------------------------------
 # Planning
 # ---------------------------------------------------------------------------------------------
+# Source packages whose code each kind of stage runs: their fingerprint is part of the stage's
+# config, so editing a builder, trainer or metric re-runs exactly the stages it can affect.
+CODE_DEPS = {
+    "data": ("datasets",),
+    "htr": ("datasets", "htr", "benchmark.metrics"),
+    "gan": ("datasets", "htr", "gan", "benchmark.metrics"),
+}
+
+
+def code_fingerprint(packages: tuple[str, ...]) -> str:
+    """sha256 over the Python sources of `packages` (path and content of every .py file)."""
+    import hashlib
+    import importlib.util
+    h = hashlib.sha256()
+    for pkg in packages:
+        spec = importlib.util.find_spec(pkg)
+        roots = list(spec.submodule_search_locations or []) if spec else []
+        for root in roots:
+            for path in sorted(Path(root).rglob("*.py")):
+                h.update(f"{pkg}:{path.relative_to(root)}\0".encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _frac(f: float) -> str:
     return f"f{f:g}"
 
@@ -456,17 +480,18 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     cost = cost_model(p, device)
     div = max(1, cfg.gpus)
     seeds = [S + k for k in range(p.htr_seeds)]
+    code = {kind: code_fingerprint(pkgs) for kind, pkgs in CODE_DEPS.items()}
     base = {"code": CODE_VERSION, "seed": S}
-    htr_cfg = {"height": p.height, "width": p.width, "max_epochs": p.htr_max_epochs, "patience": p.htr_patience,
+    htr_cfg = {"source": code["htr"], "height": p.height, "width": p.width, "max_epochs": p.htr_max_epochs, "patience": p.htr_patience,
                "batch": p.htr_batch, "width_mult": p.htr_width_mult}
-    gan_cfg = {"height": p.height, "width": p.width, "iterations": p.gan_iterations, "batch": p.gan_batch,
+    gan_cfg = {"source": code["gan"], "height": p.height, "width": p.width, "iterations": p.gan_iterations, "batch": p.gan_batch,
                "eval_every": p.gan_eval_every, "channel_mult": p.gan_channel_mult, "fid_n": p.fid_n,
                "gs_n": p.gs_n, "gs_reps": p.gs_reps}
     stages: list[Stage] = []
     for di, spec in enumerate(cfg.datasets):
         ds = spec.name
         d_data, d_judge, d_gan, d_syn, d_final = (f"{ds}/data", f"{ds}/judge", f"{ds}/gan", f"{ds}/synthetic", f"{ds}/gan-final")
-        data_cfg = {**base, "dataset": spec.to_json(), "height": p.height, "width": p.width}
+        data_cfg = {**base, "source": code["data"], "dataset": spec.to_json(), "height": p.height, "width": p.width}
         if spec.kind == "import" and fingerprints:
             data_cfg["source_fingerprint"] = fingerprint_tree(Path(spec.path))
         else:
@@ -480,10 +505,11 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
         stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_common),
                             {**base, **gan_cfg, "variant": MAIN_GAN}, (d_data, d_judge), cost=cost["gan"] / div))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
-                            {**base, "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps},
+                            {**base, "source": code["gan"], "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps},
                             (d_data, d_judge, d_gan), cost=cost["final"]))
         stages.append(Stage(d_syn, partial(stage_synthetic, backend=backend, profile=p, seed=S, data_stage=d_data, gan_stage=d_gan),
-                            {**base, "n_synthetic": p.n_synthetic}, (d_data, d_gan), cost=cost["generate"]))
+                            {**base, "source": code["gan"], "n_synthetic": p.n_synthetic}, (d_data, d_gan),
+                            cost=cost["generate"]))
         fractions = sorted(set(p.real_fractions) | {1.0})
         for fraction in fractions:
             rows = ROWS if fraction == 1.0 else SWEEP_ROWS

@@ -142,3 +142,16 @@ def test_bad_shard_is_a_one_line_error(text):
 
 def test_parse_shard():
     assert parse_shard("0/4") == (0, 4) and parse_shard(" 3 / 4 ") == (3, 4) and parse_shard(None) is None
+
+
+def test_code_fingerprint_follows_source_edits(tmp_path, monkeypatch):
+    from benchmark.study import code_fingerprint
+    pkg = tmp_path / "fakepkg_htraug"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = code_fingerprint(("fakepkg_htraug",))
+    assert code_fingerprint(("fakepkg_htraug",)) == first
+    (pkg / "mod.py").write_text("X = 2\n")
+    assert code_fingerprint(("fakepkg_htraug",)) != first
