@@ -1,11 +1,9 @@
 """`htraug study run|merge`, `htraug report` and `htraug compare` (SPEC §8–9)."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 import sys
 
-from datasets.errors import UserError
 
 
 def register(sub) -> None:

@@ -14,7 +14,6 @@ import shutil
 
 import pandas as pd
 
-from datasets.errors import UserError
 from datasets.format import atomic_write_text
 
 PAPER_DIR = Path(__file__).parent / "paper"
