@@ -13,7 +13,8 @@ COMMAND_MODULES = (
     "htr.cli",        # htr train / htr eval
     "gan.cli",        # gan train / gan generate
     "benchmark.metrics.cli",  # metrics fid / kid / gs / text / readability
-    "benchmark.study_cli",    # study run / report / compare / bench
+    "benchmark.study_cli",    # study run / report / compare
+    "benchmark.perf.cli",     # bench
 )
 
 

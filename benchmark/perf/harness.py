@@ -1,0 +1,325 @@
+"""One perf harness for the hot paths (`htraug bench`, or `python -m benchmark.perf.harness`).
+
+Every measurement runs a *naive* variant (fp32, eager, default settings) and, where the device
+supports it, an *optimised* one (bf16 autocast, channels-last, fused Adam, optionally
+torch.compile) in the same process, so speed-ups are ratios from one run. Results are printed as
+a table and written as JSON.
+
+Hot paths: GAN training iteration (D step + R step + balanced G step), HTR training and
+inference images/s, generation images/s, FID feature extraction images/s (InceptionV3 with random
+weights — speed does not depend on them — and the recognizer's pooled features), Fréchet distance
+time, Geometry Score time, dataset build and packed-cache load images/s.
+"""
+from __future__ import annotations
+
+import argparse
+from contextlib import nullcontext
+from dataclasses import dataclass, asdict
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+from benchmark.profiles import get_profile
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a hot path is run: the naive baseline or an optimised configuration."""
+
+    name: str
+    amp: bool = False             # bf16 autocast (CUDA only); CTC and balancing stay fp32
+    channels_last: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+
+    def autocast(self, device: torch.device):
+        if self.amp and device.type == "cuda":
+            return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext
+
+
+NAIVE = Variant("naive fp32 eager")
+
+
+def variants_for(device: torch.device, with_compile: bool) -> list[Variant]:
+    """The naive variant plus the optimisations that make sense on `device`."""
+    out = [NAIVE]
+    if device.type == "cuda":
+        out.append(Variant("bf16 + channels-last + fused Adam", amp=True, channels_last=True, fused_adam=True))
+        if with_compile:
+            out.append(Variant("bf16 + channels-last + fused Adam + compile", amp=True, channels_last=True,
+                               fused_adam=True, compile=True))
+    elif with_compile:
+        out.append(Variant("fp32 + compile", compile=True))
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device, warmup: int, iters: int) -> float:
+    """Seconds per call of `fn` after `warmup` calls (device synchronised around the timing)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / iters
+
+
+def _prepare(module: torch.nn.Module, variant: Variant, device: torch.device):
+    module = module.to(device)
+    if variant.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return torch.compile(module) if variant.compile else module
+
+
+def _adam(params, variant: Variant, device: torch.device):
+    fused = variant.fused_adam and device.type == "cuda"
+    return torch.optim.Adam(params, lr=2e-4, betas=(0.0, 0.999), fused=fused)
+
+
+def _random_batch(n: int, height: int, width: int, num_symbols: int, max_len: int, gen: torch.Generator):
+    """Random images in [-1, 1], targets and lengths that fit the recognizer's frames."""
+    lengths = torch.randint(1, max_len + 1, (n,), generator=gen)
+    targets = torch.randint(1, num_symbols + 1, (int(lengths.sum()),), generator=gen)
+    x = torch.rand(n, 1, height, width, generator=gen) * 2 - 1
+    return x, targets, lengths
+
+
+def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
+    """GAN training iterations/s: one D step (real + fake batch), one R step, one balanced G step."""
+    from gan.networks import NetConfig, WordEncoder, Generator, Discriminator, count_parameters
+    from gan.train import d_step, r_step, g_step
+    from htr.model import GatedCRNN
+
+    torch.manual_seed(0)
+    cfg = NetConfig(num_symbols=num_symbols, height=profile.height, width=profile.width,
+                    channel_mult=profile.gan_channel_mult)
+    phi = _prepare(WordEncoder(cfg), NAIVE, device)
+    G = _prepare(Generator(cfg), variant, device)
+    D = _prepare(Discriminator(cfg), variant, device)
+    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr_width_mult), variant, device)
+    opt_g = _adam(list(phi.parameters()) + list(G.parameters()), variant, device)
+    opt_d, opt_r = _adam(D.parameters(), variant, device), _adam(R.parameters(), variant, device)
+    gen = torch.Generator().manual_seed(0)
+    max_len = max(1, min(12, GatedCRNN.num_frames(profile.width) // 2))
+    x_real, targets, lengths = _random_batch(batch, profile.height, profile.width, num_symbols, max_len, gen)
+    x_real = x_real.to(device)
+    if variant.channels_last:
+        x_real = x_real.contiguous(memory_format=torch.channels_last)
+    targets, lengths = targets.to(device), lengths.to(device)
+    tokens = torch.randint(1, num_symbols + 1, (batch, max_len), generator=gen).to(device)
+    tok_len = torch.full((batch,), max_len, dtype=torch.long)
+    ftargets = tokens.flatten()
+    z = torch.randn(batch, cfg.z_dim, generator=gen).to(device)
+    autocast = variant.autocast(device)
+
+    def step():
+        with torch.no_grad(), autocast():
+            x_fake = G(z, phi(tokens, tok_len)).float()
+        d_step(D, opt_d, x_real, x_fake, "hinge", 5.0, autocast)
+        r_step(R, opt_r, x_real, targets, lengths, 5.0, autocast)
+        g_step(phi, G, D, R, opt_g, tokens, tok_len, ftargets, z, 1.0, "hinge", autocast)
+
+    sec = _timed(step, device, warmup, iters)
+    out = {"it_per_s": 1.0 / sec, "batch": batch, "params": {"phi": count_parameters(phi), "G": count_parameters(G),
+                                                              "D": count_parameters(D), "R": count_parameters(R)}}
+    if device.type == "cuda":
+        out["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        out["projected_300k_h"] = 300_000 * sec / 3600
+    return out
+
+
+def bench_htr(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
+    """HTR training (CTC + RMSprop) and inference images/s."""
+    from htr.model import GatedCRNN, ctc_loss
+
+    torch.manual_seed(0)
+    model = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr_width_mult), variant, device)
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(1)
+    max_len = max(1, min(12, GatedCRNN.num_frames(profile.width) // 2))
+    x, targets, lengths = _random_batch(batch, profile.height, profile.width, num_symbols, max_len, gen)
+    x, targets, lengths = x.to(device), targets.to(device), lengths.to(device)
+    if variant.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = variant.autocast(device)
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            lp = model(x)
+        ctc_loss(lp, targets, lengths).backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad(), autocast():
+            model(x)
+
+    train_s = _timed(train_step, device, warmup, iters)
+    infer_s = _timed(infer, device, warmup, iters)
+    return {"train_img_per_s": batch / train_s, "infer_img_per_s": batch / infer_s, "batch": batch,
+            "epoch_230k_s": 230_000 * train_s / batch}
+
+
+def bench_generation(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
+    """Generation images/s (φ + G forward, eval mode, no grad)."""
+    from gan.networks import NetConfig, WordEncoder, Generator
+
+    torch.manual_seed(0)
+    cfg = NetConfig(num_symbols=num_symbols, height=profile.height, width=profile.width,
+                    channel_mult=profile.gan_channel_mult)
+    phi, G = WordEncoder(cfg).to(device).eval(), _prepare(Generator(cfg), variant, device).eval()
+    gen = torch.Generator().manual_seed(2)
+    tokens = torch.randint(1, num_symbols + 1, (batch, 8), generator=gen).to(device)
+    tok_len = torch.full((batch,), 8, dtype=torch.long)
+    z = torch.randn(batch, cfg.z_dim, generator=gen).to(device)
+    autocast = variant.autocast(device)
+
+    def gen_step():
+        with torch.no_grad(), autocast():
+            G(z, phi(tokens, tok_len))
+
+    return {"img_per_s": batch / _timed(gen_step, device, warmup, iters), "batch": batch}
+
+
+def bench_features(profile, device, batch: int, n_inception: int) -> dict:
+    """FID feature extraction images/s: InceptionV3 (random weights) and the recognizer's features."""
+    from benchmark.metrics.inception import FIDInceptionV3, inception_features
+    from htr.model import GatedCRNN
+
+    gen = torch.Generator().manual_seed(3)
+    images = (torch.rand(n_inception, profile.height, profile.width, generator=gen) * 255).to(torch.uint8).numpy()
+    model = FIDInceptionV3().to(device).eval()
+    inception_features(model, images[:batch], batch, device)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    inception_features(model, images, batch, device)
+    _sync(device)
+    inc = n_inception / (time.perf_counter() - t0)
+    judge = GatedCRNN(87, profile.height, profile.htr_width_mult).to(device).eval()
+    x = torch.rand(batch, 1, profile.height, profile.width, generator=gen).to(device) * 2 - 1
+
+    def feats():
+        with torch.no_grad():
+            judge.features(x)
+
+    return {"inception_img_per_s": inc, "htr_img_per_s": batch / _timed(feats, device, 1, 3)}
+
+
+def bench_frechet(d: int) -> dict:
+    from benchmark.perf.metrics import perf_frechet
+
+    return perf_frechet(d=d)
+
+
+def bench_gs(n: int, dim: int, reps: int, workers: int) -> dict:
+    from benchmark.perf.metrics import perf_gs
+
+    return perf_gs(n=n, dim=dim, reps=reps, ref_reps=0, workers=workers)
+
+
+def bench_data(profile, n: int, workers: int) -> dict:
+    """Stand-in build and packed-cache loader images/s at the profile's size."""
+    from benchmark.perf.data import DataPerfConfig, run
+
+    return run(DataPerfConfig(kind="rimes-like", n=n, height=profile.height, width=profile.width, workers=workers))
+
+
+def run(args) -> dict:
+    """Run the selected measurements; returns the JSON-ready result."""
+    profile = get_profile(args.profile)
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    only = set(args.only.split(",")) if args.only else {"gan", "htr", "generation", "features", "frechet", "gs", "data"}
+    result = {"profile": profile.name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "measurements": {}}
+    meas = result["measurements"]
+    for variant in variants_for(device, args.compile):
+        key = variant.name
+        if "gan" in only:
+            meas.setdefault("gan", {})[key] = bench_gan(profile, device, variant, args.batch, args.warmup, args.iters)
+        if "htr" in only:
+            meas.setdefault("htr", {})[key] = bench_htr(profile, device, variant, args.batch, args.warmup, args.iters)
+        if "generation" in only:
+            meas.setdefault("generation", {})[key] = bench_generation(profile, device, variant, max(args.batch, 64), args.warmup, args.iters)
+    if "features" in only:
+        meas["features"] = bench_features(profile, device, args.batch, args.inception_n)
+    if "frechet" in only:
+        meas["frechet"] = bench_frechet(args.frechet_dim)
+    if "gs" in only:
+        meas["gs"] = bench_gs(args.gs_n, profile.height * profile.width, args.gs_reps, args.workers)
+    if "data" in only:
+        meas["data"] = bench_data(profile, args.data_n, args.workers)
+    for group in ("gan", "htr", "generation"):
+        rows = meas.get(group, {})
+        if NAIVE.name in rows:
+            base = rows[NAIVE.name]
+            k = {"gan": "it_per_s", "htr": "train_img_per_s", "generation": "img_per_s"}[group]
+            for row in rows.values():
+                row["speedup_vs_naive"] = row[k] / base[k]
+    return result
+
+
+def format_table(result: dict) -> str:
+    """Human-readable table of a harness result."""
+    lines = [f"profile {result['profile']} · device {result['device']} · torch {result['torch']} · threads {result['threads']}",
+             f"{'measurement':<58} {'value':>14}"]
+    for group, rows in result["measurements"].items():
+        if isinstance(rows, dict) and all(isinstance(v, dict) for v in rows.values()):
+            for variant, vals in rows.items():
+                for k, v in vals.items():
+                    if isinstance(v, (int, float)):
+                        lines.append(f"{group} [{variant}] {k:<24}"[:58].ljust(58) + f" {v:>14.4g}")
+        else:
+            for k, v in rows.items():
+                if isinstance(v, (int, float)):
+                    lines.append(f"{group} {k}"[:58].ljust(58) + f" {v:>14.4g}")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="paper", help="profile whose sizes are measured (default: paper, 128×512)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--only", default=None, help="comma list of gan,htr,generation,features,frechet,gs,data")
+    p.add_argument("--batch", type=int, default=64, help="batch size (paper: 64)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--compile", action="store_true", help="also measure a torch.compile variant")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--inception-n", type=int, default=64, help="images for the InceptionV3 feature rate")
+    p.add_argument("--frechet-dim", type=int, default=2048)
+    p.add_argument("--gs-n", type=int, default=5000)
+    p.add_argument("--gs-reps", type=int, default=100)
+    p.add_argument("--data-n", type=int, default=500, help="images for the build/load rate")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json", default=None, help="write the result here")
+
+
+def command(args) -> int:
+    from datasets.format import atomic_write_json
+
+    result = run(args)
+    print(format_table(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.perf.harness", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return command(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
