@@ -49,12 +49,13 @@ from .generate import grids_for, render, sample_z, to_u8
 from .losses import d_loss, g_loss
 from .networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, count_parameters, encode_words
 from .samples import save_png
-from .words import build_prior, ctc_frames_needed, distinct_words, stored_prior
+from .words import build_prior, ctc_frames_needed, ctc_targets, distinct_words, stored_prior
 
 __all__ = ["GanTrainConfig", "TrainingDiverged", "train", "d_step", "r_step", "g_step"]
 
 LOSS_NAMES = ("loss_d", "loss_r", "loss_g_adv", "loss_g_ctc", "grad_norm_d", "grad_norm_r")
 GRID_WORDS, GRID_STYLES = 8, 4
+GS_LANDMARKS = 64   # Geometry Score landmarks L0 (SPEC §7)
 
 
 class TrainingDiverged(UserError):
@@ -244,6 +245,8 @@ class GanTraining:
         if len(self.real) < 2:
             raise UserError(f"{cfg.data}: needs at least 2 images that fit {cfg.height}x{cfg.width}, found {len(self.real)}")
         texts = list(self.real.packed.texts)
+        if self.meta.direction == "rtl":   # CTC targets in the order the flipped frames show them
+            self.real.targets = [ctc_targets([t], self.alphabet, "rtl") for t in texts]
         from htr.model import GatedCRNN
         self.frames = GatedCRNN.num_frames(cfg.width)
         self.max_chars = int(cfg.max_chars or max(len(t) for t in texts))
@@ -313,7 +316,7 @@ class GanTraining:
     def _fake_inputs(self):
         words = self.prior.sample(self.cfg.batch_size, self.rng)
         tokens, lengths = encode_words(words, self.alphabet)
-        targets = torch.cat([torch.tensor(self.alphabet.encode(w), dtype=torch.long) for w in words])
+        targets = ctc_targets(words, self.alphabet, self.meta.direction)
         z = sample_z(self.cfg.batch_size, self.net_cfg.z_dim, self.zgen)
         dev = self.device
         return tokens.to(dev), lengths, targets.to(dev), z.to(dev)
@@ -469,8 +472,9 @@ class GanTraining:
                 out.update(fid=None, metrics_note="FID needs --judge (htr features)")
             if cfg.gs_n > 0:
                 k = min(cfg.gs_n, len(real))
-                res = registry.compute("gs", real[:k], fake[:k], n=k, reps=cfg.gs_reps, seed=cfg.seed)
-                out.update(gs=float(res.get("gs", res.get("value"))), gs_n=k)
+                landmarks = min(GS_LANDMARKS, k)      # fewer only for tiny (smoke) sample sizes
+                res = registry.compute("gs", real[:k], fake[:k], n=k, reps=cfg.gs_reps, seed=cfg.seed, landmarks=landmarks)
+                out.update(gs=float(res.get("gs", res.get("value"))), gs_n=k, gs_landmarks=landmarks)
         except Exception as exc:  # a metric failure must not end a long training run
             msg = " ".join(f"{type(exc).__name__}: {exc}".split())
             print(f"htraug: warning: iteration {self.iteration}: distribution metrics failed ({msg})", file=sys.stderr)

@@ -11,13 +11,22 @@ A word is renderable when
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from datasets.alphabet import ctc_order
 from datasets.errors import UserError
 
 
 def ctc_frames_needed(word: str) -> int:
     """Minimum number of CTC frames to emit `word` (a blank separates repeated characters)."""
     return len(word) + sum(a == b for a, b in zip(word, word[1:]))
+
+
+def ctc_targets(words: list[str], alphabet, direction: str) -> torch.Tensor:
+    """Concatenated CTC targets in the order R's frames meet the characters: the logical order,
+    except digit runs of RTL words, which bidi draws left to right (`datasets.alphabet.ctc_order`).
+    Adjacent repeats never change under that reordering, so `ctc_frames_needed` is unaffected."""
+    return torch.cat([torch.tensor(alphabet.encode(ctc_order(w, direction)), dtype=torch.long) for w in words])
 
 
 def word_fits(word: str, alphabet, max_chars: int, frames: int) -> bool:

@@ -168,3 +168,14 @@ def test_non_finite_weights_are_never_checkpointed(tiny, tmp_path, monkeypatch):
         t.fit()
     assert "\n" not in str(e.value)
     assert read_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 1
+
+
+def test_rtl_ctc_targets_reverse_digit_runs_only():
+    from datasets.alphabet import Alphabet
+    from gan.words import ctc_frames_needed, ctc_targets
+
+    a = Alphabet("بت١٢٣", "ar-digits")
+    word = "ب١٢٣ت"
+    assert ctc_targets([word], a, "rtl").tolist() == a.encode("ب٣٢١ت")
+    assert ctc_targets([word], a, "ltr").tolist() == a.encode(word)
+    assert ctc_frames_needed("ب١١٢") == ctc_frames_needed("ب٢١١") == 5
