@@ -22,6 +22,7 @@ class Profile:
     gan_eval_every: int
     htr_width_mult: float       # recognizer width multiplier (the paper's "big" variant: 1.0 here)
     htr_batch: int
+    htr_lr: float               # recognizer learning rate (paper: RMSprop 1e-4)
     htr_max_epochs: int
     htr_patience: int
     htr_seeds: int              # repetitions per HTR row (mean ± std)
@@ -43,7 +44,7 @@ PROFILES = {
     "smoke": Profile(
         name="smoke", height=16, width=64, n_train=160, n_val=48, n_test=48,
         gan_channel_mult=0.25, gan_iterations=30, gan_batch=16, gan_eval_every=15,
-        htr_width_mult=0.5, htr_batch=32, htr_max_epochs=2, htr_patience=2, htr_seeds=2,
+        htr_width_mult=0.5, htr_batch=32, htr_lr=1e-3, htr_max_epochs=2, htr_patience=2, htr_seeds=2,
         n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, real_fractions=(0.5, 1.0),
         ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
     ),
@@ -52,13 +53,13 @@ PROFILES = {
     "quick": Profile(
         name="quick", height=32, width=128, n_train=2000, n_val=400, n_test=400,
         gan_channel_mult=0.5, gan_iterations=500, gan_batch=16, gan_eval_every=250,
-        htr_width_mult=0.5, htr_batch=32, htr_max_epochs=4, htr_patience=2, htr_seeds=2,
+        htr_width_mult=0.5, htr_batch=32, htr_lr=1e-3, htr_max_epochs=4, htr_patience=2, htr_seeds=2,
         n_synthetic=2000, fid_n=400, gs_n=200, gs_reps=10, real_fractions=(0.25, 1.0),
     ),
     "paper": Profile(
         name="paper", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,
         gan_channel_mult=1.0, gan_iterations=300000, gan_batch=64, gan_eval_every=10000,
-        htr_width_mult=1.0, htr_batch=64, htr_max_epochs=200, htr_patience=20, htr_seeds=3,
+        htr_width_mult=1.0, htr_batch=64, htr_lr=1e-4, htr_max_epochs=200, htr_patience=20, htr_seeds=3,
         n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, real_fractions=(0.05, 0.25, 1.0),
         ablations=True,
     ),
