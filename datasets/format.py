@@ -103,6 +103,17 @@ def read_grey_png(path: Path, labels_path: Path | None = None, line: int | None 
         raise UserError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
 
 
+def read_text_file(path, what: str = "file") -> str:
+    """A UTF-8 text file's contents (BOM tolerated), with one-line errors naming the file."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"{p}: {what} not found") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not valid UTF-8 ({exc.reason})") from None
+
+
 def read_meta(root: Path) -> dict:
     """Parse root/meta.json into a dict, with one-line errors."""
     path = Path(root) / META

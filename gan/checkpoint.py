@@ -9,33 +9,18 @@ and in last.pt also `state`: optimizers, per-rank RNG and data-order states, ela
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-import tempfile
 
 import torch
 
 from datasets.alphabet import Alphabet
 from datasets.errors import UserError
+from htr.checkpoint import save_atomic  # noqa: F401  (one atomic torch.save for both packages)
 
 FORMAT = "htraug-gan"
 VERSION = 1
 BEST = "best.pt"
 LAST = "last.pt"
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save through a temporary file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def resolve(run_or_file) -> Path:

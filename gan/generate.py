@@ -21,7 +21,7 @@ import torch
 
 from datasets.alphabet import Alphabet, normalize_text
 from datasets.errors import UserError
-from datasets.format import DatasetMeta, DatasetWriter, StagingDir, read_meta
+from datasets.format import DatasetMeta, DatasetWriter, StagingDir, read_meta, read_text_file
 from datasets.preprocess import from_unit_range
 from datasets.progress import progress
 
@@ -96,13 +96,7 @@ def to_u8(images: torch.Tensor) -> np.ndarray:
 
 def read_words_file(path) -> list[str]:
     """One word per line (UTF-8, NFC-normalised, surrounding whitespace stripped, blanks skipped)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{p}: words file not found") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{p}: not valid UTF-8 ({exc.reason})") from None
+    text = read_text_file(path, "words file")
     return [normalize_text(line.strip()) for line in text.splitlines() if line.strip()]
 
 

@@ -8,6 +8,7 @@ import sys
 
 from datasets.alphabet import normalize_text
 from datasets.errors import UserError
+from datasets.format import read_text_file
 
 
 def register(sub) -> None:
@@ -134,13 +135,7 @@ def add_metrics_text_parser(metrics_subparsers) -> argparse.ArgumentParser:
 
 def read_lines(path) -> list[str]:
     """Lines of a UTF-8 text file (BOM tolerated, NFC-normalised, line ends removed, empty lines kept)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{p}: not valid UTF-8 ({exc.reason})") from None
+    text = read_text_file(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -1,6 +1,7 @@
 """The real smoke study end to end (data → judge → GAN → synthetic → HTR grid → report → compare).
 
-Slow (minutes on 2 CPU cores): run with `pytest -m slow tests/test_study_smoke.py`.
+About a minute on 2 idle CPU cores; part of the default run, so CI runs the smoke study and the
+regression compare against the committed baseline.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 BASELINE = Path(__file__).resolve().parents[1] / "reports/baselines/smoke.json"
 
 
-@pytest.mark.slow
 def test_smoke_study_end_to_end(tmp_path):
     pytest.importorskip("gan.train")
     pytest.importorskip("htr.train")
