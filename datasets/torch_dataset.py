@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from .alphabet import Alphabet
+from .alphabet import Alphabet, ctc_order
 from .packed import PackedImages, load_packed
 from .errors import UserError
 
@@ -14,7 +14,9 @@ class WordImageDataset(TorchDataset):
     """Word images as float tensors (1, H, W) in [-1, 1] (white = +1) with CTC targets.
 
     Images are returned as stored (RTL scripts left-padded); the recognizer flips RTL inputs
-    inside its own input path (see `htr.model.orient_for_ctc`), so labels stay in logical order.
+    inside its own input path (see `htr.model.orient_for_ctc`). Targets are encoded in the order
+    the recognizer's frames meet the characters (`datasets.alphabet.ctc_order`: the logical
+    order, except digit runs of RTL text); the stored labels are never changed.
     """
 
     def __init__(self, source, alphabet: Alphabet, height: int, width: int, show_progress: bool = True):
@@ -24,7 +26,8 @@ class WordImageDataset(TorchDataset):
         self.packed = packed
         self.alphabet = alphabet
         self.direction = packed.direction
-        self.targets = [torch.tensor(alphabet.encode(t), dtype=torch.long) for t in packed.texts]
+        self.targets = [torch.tensor(alphabet.encode(ctc_order(t, self.direction)), dtype=torch.long)
+                        for t in packed.texts]
 
     def __len__(self) -> int:
         return len(self.packed)

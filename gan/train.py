@@ -245,8 +245,6 @@ class GanTraining:
         if len(self.real) < 2:
             raise UserError(f"{cfg.data}: needs at least 2 images that fit {cfg.height}x{cfg.width}, found {len(self.real)}")
         texts = list(self.real.packed.texts)
-        if self.meta.direction == "rtl":   # CTC targets in the order the flipped frames show them
-            self.real.targets = [ctc_targets([t], self.alphabet, "rtl") for t in texts]
         from htr.model import GatedCRNN
         self.frames = GatedCRNN.num_frames(cfg.width)
         self.max_chars = int(cfg.max_chars or max(len(t) for t in texts))

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from benchmark.metrics.text import text_metrics
-from datasets.alphabet import ctc_order
 from datasets.errors import UserError
 from datasets.format import atomic_write_json, atomic_write_text, load_dataset
 from datasets.progress import progress
@@ -255,21 +254,11 @@ def _load_sources(cfg: HtrTrainConfig):
         raise UserError(f"{cfg.train}: canvas height {height} is below 16; pass --height")
     alphabet = meta.alphabet
     show = cfg.show_progress
-    sources = [use_ctc_order(WordImageDataset(train_ds, alphabet, height, width, show))]
+    sources = [WordImageDataset(train_ds, alphabet, height, width, show)]
     for path in cfg.extra:
-        sources.append(use_ctc_order(WordImageDataset(_compatible(path, meta), alphabet, height, width, show)))
-    val = use_ctc_order(WordImageDataset(_compatible(cfg.val, meta), alphabet, height, width, show))
+        sources.append(WordImageDataset(_compatible(path, meta), alphabet, height, width, show))
+    val = WordImageDataset(_compatible(cfg.val, meta), alphabet, height, width, show)
     return sources, val, meta, height, width
-
-
-def use_ctc_order(ds: WordImageDataset) -> WordImageDataset:
-    """Encode an RTL dataset's CTC targets in the order the (flipped) frames show the characters.
-
-    Stored labels stay in logical order; only digit runs change (`datasets.alphabet.ctc_order`).
-    """
-    if ds.direction == "rtl":
-        ds.targets = [torch.tensor(ds.alphabet.encode(ctc_order(t, "rtl")), dtype=torch.long) for t in ds.packed.texts]
-    return ds
 
 
 def _compatible(path: str, meta):

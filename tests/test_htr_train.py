@@ -251,8 +251,7 @@ def test_bad_options_and_missing_checkpoint(data, tmp_path):
 
 def test_rtl_targets_follow_ctc_order(tmp_path):
     from datasets.torch_dataset import WordImageDataset
-    from htr.train import use_ctc_order
 
     ds = make_dataset(tmp_path / "digits", 2, 0, symbols="ب١٢", direction="rtl", words=["ب١٢", "١٢"])
-    wds = use_ctc_order(WordImageDataset(ds, Alphabet("ب١٢"), 16, 64, show_progress=False))
+    wds = WordImageDataset(ds, Alphabet("ب١٢"), 16, 64, show_progress=False)
     assert [t.tolist() for t in wds.targets] == [[1, 3, 2], [3, 2]]
