@@ -77,7 +77,7 @@ main() {
     smoke|quick|paper)
       exec htraug study run --profile "$what" --out "${HTRAUG_STUDY_DIR:-studies/$what}" "$@" ;;
     -h|--help|help)
-      sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) say "unknown argument '$what' (expected smoke, quick, paper, test or test-slow)"; exit 2 ;;
   esac
 }
