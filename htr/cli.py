@@ -39,6 +39,7 @@ def _add_train_parser(htr) -> None:
     p.add_argument("--height", type=int, default=None, help="canvas height (default: the training set's)")
     p.add_argument("--width", type=int, default=None, help="canvas width (default: the training set's, else 4×height)")
     p.add_argument("--width-mult", type=float, default=1.0, help="multiplier of the encoder's feature counts")
+    p.add_argument("--dropout", type=float, default=0.0, help="decoder dropout during training (default 0)")
     p.add_argument("--augment", action="store_true", help="classic distortions (affine, elastic, stroke width, noise)")
     p.add_argument("--max-train", type=int, default=None, metavar="N", help="use a fixed random subset of N real training images")
     p.add_argument("--eval-every", type=int, default=0, metavar="STEPS", help="validate every N steps (default: every epoch)")
@@ -72,7 +73,7 @@ def train_command(args) -> int:
     cfg = HtrTrainConfig(
         train=args.train, val=args.val, out=args.out, extra=list(args.extra), extra_ratio=args.extra_ratio,
         seed=args.seed, max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer, height=args.height, width=args.width, width_mult=args.width_mult,
+        lr=args.lr, optimizer=args.optimizer, height=args.height, width=args.width, width_mult=args.width_mult, dropout=args.dropout,
         augment=args.augment, max_train=args.max_train, resume=args.resume, device=args.device, amp=args.amp,
         eval_every=args.eval_every, max_minutes=args.max_minutes, max_steps=args.max_steps,
         threads=args.threads, show_progress=not args.quiet,

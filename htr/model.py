@@ -91,10 +91,14 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """BiLSTM(128) → linear(128) + tanh → BiLSTM(128) → linear(num_classes)."""
+    """BiLSTM(128) → linear(128) + tanh → BiLSTM(128) → linear(num_classes).
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = DECODER_HIDDEN):
+    `dropout` (default 0: the plain network) drops the inputs of both BiLSTMs and of the output
+    layer during training."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: int = DECODER_HIDDEN, dropout: float = 0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lstm1 = nn.LSTM(in_features, hidden, bidirectional=True)
         self.proj = nn.Linear(2 * hidden, hidden)
         self.lstm2 = nn.LSTM(hidden, hidden, bidirectional=True)
@@ -102,10 +106,10 @@ class Decoder(nn.Module):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """(T, B, F) → logits (T, B, num_classes)."""
-        x, _ = self.lstm1(seq)
+        x, _ = self.lstm1(self.drop(seq))
         x = torch.tanh(self.proj(x))
-        x, _ = self.lstm2(x)
-        return self.out(x)
+        x, _ = self.lstm2(self.drop(x))
+        return self.out(self.drop(x))
 
 
 class GatedCRNN(nn.Module):
@@ -114,7 +118,8 @@ class GatedCRNN(nn.Module):
     `forward` returns float32 log-probabilities (T, B, C), time-major for `nn.CTCLoss`.
     """
 
-    def __init__(self, num_classes: int, height: int, width_mult: float = 1.0, rtl: bool = False):
+    def __init__(self, num_classes: int, height: int, width_mult: float = 1.0, rtl: bool = False,
+                 dropout: float = 0.0):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be ≥ 2 (blank + one symbol), got {num_classes}")
@@ -122,16 +127,20 @@ class GatedCRNN(nn.Module):
             raise ValueError(f"image height must be ≥ {MIN_HEIGHT} for two 4-high down-sampling convolutions, got {height}")
         if width_mult <= 0:
             raise ValueError(f"width_mult must be > 0, got {width_mult}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.num_classes = num_classes
         self.height = height
         self.width_mult = width_mult
         self.rtl = rtl
+        self.dropout = dropout
         self.encoder = Encoder(width_mult)
-        self.decoder = Decoder(self.encoder.out_features, num_classes)
+        self.decoder = Decoder(self.encoder.out_features, num_classes, dropout=dropout)
 
     def config(self) -> dict:
         """Constructor arguments (stored in checkpoints to rebuild the model)."""
-        return {"num_classes": self.num_classes, "height": self.height, "width_mult": self.width_mult, "rtl": self.rtl}
+        return {"num_classes": self.num_classes, "height": self.height, "width_mult": self.width_mult, "rtl": self.rtl,
+                "dropout": self.dropout}
 
     @staticmethod
     def num_frames(width: int) -> int:

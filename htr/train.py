@@ -46,7 +46,7 @@ from .model import GatedCRNN, count_parameters, ctc_loss
 
 # Fields that define a run: resuming with different values is refused.
 IDENTITY_FIELDS = ("train", "extra", "extra_ratio", "val", "seed", "batch_size", "lr", "optimizer",
-                   "height", "width", "width_mult", "augment", "max_train", "grad_clip", "eval_every")
+                   "height", "width", "width_mult", "dropout", "augment", "max_train", "grad_clip", "eval_every")
 
 
 @dataclass
@@ -67,6 +67,7 @@ class HtrTrainConfig:
     height: int | None = None          # canvas; default: the training set's meta, else 128
     width: int | None = None           # default: meta width, else 4 × height
     width_mult: float = 1.0
+    dropout: float = 0.0               # decoder dropout (0 = the plain network)
     augment: bool = False              # classic distortions (htr.augment) on every batch
     max_train: int | None = None       # use a fixed random subset of N real training images
     resume: bool = False
@@ -100,6 +101,8 @@ class HtrTrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be ≥ 1")
         if self.patience < 1:
             raise UserError("--patience must be ≥ 1")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout {self.dropout}: must lie in [0, 1)")
         if self.lr <= 0 or self.width_mult <= 0:
             raise UserError("--lr and --width-mult must be > 0")
         if self.max_train is not None and self.max_train < 1:
@@ -389,7 +392,7 @@ class Trainer:
 
         seed_everything(cfg.seed)
         self.model = GatedCRNN(self.alphabet.num_classes, self.height, cfg.width_mult,
-                               rtl=self.meta.direction == "rtl").to(dist.device)
+                               rtl=self.meta.direction == "rtl", dropout=cfg.dropout).to(dist.device)
         self.optimizer = _make_optimizer(cfg, self.model)
         self.aug_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17)
         self.state = initial_progress()

@@ -134,3 +134,19 @@ def test_rtl_digit_runs_decode_back_to_logical_order():
     frames = [1, 0, 5, 0, 4, 0, 3, 2]                 # ب ٣ ٢ ١ ت as the flipped frames show them
     assert greedy_decode(_one_hot_log_probs(frames, 6), alphabet, "rtl") == ["ب١٢٣ت"]
     assert greedy_decode(_one_hot_log_probs(frames, 6), alphabet, "ltr") == ["ب٣٢١ت"]
+
+
+def test_decoder_dropout_acts_in_training_only_and_round_trips_in_config():
+    torch.manual_seed(0)
+    net = GatedCRNN(C, 16, width_mult=0.5, dropout=0.3)
+    x = torch.rand(2, 1, 16, 64) * 2 - 1
+    net.train()
+    assert not torch.equal(net(x), net(x))            # a fresh dropout mask per forward
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    clone = GatedCRNN(**net.config())
+    clone.load_state_dict(net.state_dict())
+    clone.eval()
+    assert clone.dropout == 0.3 and torch.equal(clone(x), net(x))
+    with pytest.raises(ValueError):
+        GatedCRNN(C, 16, dropout=1.0)
