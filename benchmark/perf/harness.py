@@ -271,20 +271,22 @@ def run(args) -> dict:
     return result
 
 
+def _flatten(prefix: str, value, out: list[tuple[str, float]]) -> None:
+    """(dotted name, number) pairs of the numeric leaves of a nested result."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix} {k}" if prefix else str(k), v, out)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.append((prefix, value))
+
+
 def format_table(result: dict) -> str:
-    """Human-readable table of a harness result."""
+    """Human-readable table of a harness result (every numeric leaf, one line each)."""
     lines = [f"profile {result['profile']} · device {result['device']} · torch {result['torch']} · threads {result['threads']}",
-             f"{'measurement':<58} {'value':>14}"]
-    for group, rows in result["measurements"].items():
-        if isinstance(rows, dict) and all(isinstance(v, dict) for v in rows.values()):
-            for variant, vals in rows.items():
-                for k, v in vals.items():
-                    if isinstance(v, (int, float)):
-                        lines.append(f"{group} [{variant}] {k:<24}"[:58].ljust(58) + f" {v:>14.4g}")
-        else:
-            for k, v in rows.items():
-                if isinstance(v, (int, float)):
-                    lines.append(f"{group} {k}"[:58].ljust(58) + f" {v:>14.4g}")
+             f"{'measurement':<64} {'value':>14}"]
+    rows: list[tuple[str, float]] = []
+    _flatten("", result["measurements"], rows)
+    lines += [f"{name[:64]:<64} {value:>14.4g}" for name, value in rows]
     return "\n".join(lines)
 
 
