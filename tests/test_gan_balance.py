@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from gan.balance import balance_gradients, combined_gradient, gradient_stats
 from gan.losses import d_loss, g_loss
-from test_gan_data import one_thread  # noqa: F401  (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _grads():

@@ -10,13 +10,7 @@ import torch
 from datasets.alphabet import Alphabet
 from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run GAN tests single-threaded (the CI box has 2 shared cores; threads only contend)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY_ALPHABET = Alphabet("abcdelmnorst", "tiny")

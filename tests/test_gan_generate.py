@@ -10,7 +10,9 @@ from datasets.torch_dataset import WordImageDataset
 from gan.config import GanTrainConfig
 from gan.generate import generate, load_gan, write_sample_grids
 from gan.train import train
-from test_gan_data import TINY_ALPHABET, make_tiny, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from test_gan_data import TINY_ALPHABET, make_tiny
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train_tiny(root, direction="ltr"):

@@ -5,7 +5,9 @@ import torch
 from datasets.errors import UserError
 from gan.networks import (Discriminator, Generator, NetConfig, WordEncoder, build_recognizer,
                           count_parameters, encode_words)
-from test_gan_data import TINY_ALPHABET, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from test_gan_data import TINY_ALPHABET
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @torch.no_grad()

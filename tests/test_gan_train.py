@@ -10,7 +10,9 @@ from gan.checkpoint import read_checkpoint
 from gan.config import GanTrainConfig, parse_alpha
 from gan.networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, encode_words
 from gan.train import GanTraining, TrainingDiverged, g_step, train
-from test_gan_data import TINY_ALPHABET, make_tiny, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from test_gan_data import TINY_ALPHABET, make_tiny
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

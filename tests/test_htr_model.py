@@ -12,13 +12,7 @@ from htr.model import GatedCRNN, count_parameters, ctc_loss, orient_for_ctc
 C = 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: far faster than 2 spinning threads on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("height", [16, 32, 64, 128])

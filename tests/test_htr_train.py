@@ -19,13 +19,7 @@ import htr.train as htr_train
 SYMBOLS = "abcd"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: far faster than 2 spinning threads on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_dataset(root: Path, n: int, seed: int, symbols: str = SYMBOLS, direction: str = "ltr",
