@@ -24,7 +24,7 @@ import time
 from typing import Callable
 
 from datasets.errors import UserError
-from datasets.format import atomic_write_json
+from datasets.format import atomic_write_json, parse_json_file
 
 from .backend import RealBackend, StudyBackend, read_jsonl
 from .profiles import PROFILES, Profile, get_profile
@@ -778,10 +778,7 @@ def load_results(path) -> dict:
         path = path / "results.json"
     if not path.is_file():
         raise UserError(f"{path}: no results.json (run `htraug study run` first)")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    obj = parse_json_file(path)
     if not isinstance(obj, dict) or obj.get("kind") != "htraug-study":
         raise UserError(f"{path}: not an htraug study results file")
     return obj

@@ -114,15 +114,21 @@ def read_text_file(path, what: str = "file") -> str:
         raise UserError(f"{p}: not valid UTF-8 ({exc.reason})") from None
 
 
+def parse_json_file(path) -> object:
+    """Parse an existing UTF-8 JSON file; invalid JSON is a one-line error naming file:line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise located(path, getattr(exc, "lineno", None), f"invalid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+
+
 def read_meta(root: Path) -> dict:
     """Parse root/meta.json into a dict, with one-line errors."""
     path = Path(root) / META
     if not path.is_file():
         raise UserError(f"{root}: not a dataset directory (no {META})")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise located(path, getattr(exc, "lineno", None), f"invalid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    obj = parse_json_file(path)
     if not isinstance(obj, dict):
         raise located(path, None, "expected a JSON object")
     return obj

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import fnmatch
-import json
 import math
 from pathlib import Path
 import sys
 
 from datasets.errors import UserError
+from datasets.format import parse_json_file
 
 DEFAULT_TOLERANCES = Path(__file__).parent / "baselines" / "tolerances.json"
 LOWER_IS_BETTER = ("cer", "wer", "fid", "gs", "kid")
@@ -93,10 +93,7 @@ def load_tolerances(path: Path | None) -> dict:
     path = Path(path) if path else DEFAULT_TOLERANCES
     if not path.is_file():
         raise UserError(f"{path}: tolerance file does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    obj = parse_json_file(path)
     if not isinstance(obj, dict) or set(obj) - {"default", "rules", "comment"}:
         raise UserError(f"{path}: expected an object with 'default' and 'rules'")
     for i, rule in enumerate(obj.get("rules", [])):
