@@ -40,6 +40,7 @@ def _register_train(g) -> None:
     a("--val", metavar="DIR", help="reference images for FID/GS (default: the training set)")
     a("--profile", choices=("smoke", "quick", "paper"), help="take sizes and budgets from a study profile")
     a("--iterations", type=int, metavar="N", help="training iterations (default 100000)")
+    a("--max-minutes", type=float, metavar="M", help="stop earlier after M minutes of training (evaluates, saves, draws samples)")
     a("--batch-size", type=int, metavar="B", help="images per batch (default 64)")
     a("--height", type=int, metavar="H", help="image height, power of two 16..128 (default 128)")
     a("--width", type=int, metavar="W", help="image width, must be 4 x height (default)")
@@ -61,6 +62,8 @@ def _register_train(g) -> None:
     a("--seed", type=int, help="seed for initialisation, data order, words and noise (default 0)")
     a("--device", help="cpu, cuda, cuda:N or auto (default cpu)")
     a("--amp", action="store_const", const=True, help="bf16 autocast on CUDA")
+    a("--channels-last", action="store_const", const=True, help="NHWC memory format for G, D and R on CUDA")
+    a("--compile", action="store_const", const=True, help="torch.compile G, D and R on CUDA (first steps compile)")
     a("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
     a("--resume", action="store_true", help="continue RUN from its last.pt")
     a("--quiet", action="store_true", help="no progress bar")
@@ -68,11 +71,11 @@ def _register_train(g) -> None:
 
 
 FLAG_TO_FIELD = {
-    "data": "data", "out": "out", "val": "val", "iterations": "iterations", "batch_size": "batch_size",
+    "data": "data", "out": "out", "val": "val", "iterations": "iterations", "max_minutes": "max_minutes", "batch_size": "batch_size",
     "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult",
     "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "max_chars": "max_chars",
     "eval_every": "eval_every", "sample_every": "sample_every", "eval_words": "eval_words", "judge": "judge",
-    "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "threads": "threads",
+    "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile", "threads": "threads",
 }
 
 

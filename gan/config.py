@@ -25,6 +25,7 @@ class GanTrainConfig:
     htr_width_mult: float = 1.0            # recognizer R's width multiplier
     batch_size: int = 64                   # images per batch, one kind per batch (paper: 64)
     iterations: int = 100_000              # training steps (paper: several hundred thousand)
+    max_minutes: float | None = None       # stop earlier (evaluate, save, draw samples) after this much training time
     lr: float = 2e-4                       # Adam, all networks
     betas: tuple[float, float] = (0.0, 0.999)
     grad_clip_d: float = 5.0               # max gradient norm for D (0 = off); paper gives no value
@@ -44,6 +45,8 @@ class GanTrainConfig:
     seed: int = 0
     device: str = "cpu"                    # 'cpu', 'cuda', 'cuda:N' or 'auto'
     amp: bool = False                      # bf16 autocast on CUDA (CTC and balancing stay fp32)
+    channels_last: bool = False            # NHWC memory format for G, D and R (CUDA)
+    compile: bool = False                  # torch.compile G, D and R (CUDA; fixed batch shapes)
     resume: bool = False                   # continue from RUN/last.pt when present
     threads: int | None = None             # torch CPU threads (None: torch's default; 1 is best on a busy box)
     progress: bool = True
@@ -75,6 +78,8 @@ class GanTrainConfig:
             raise UserError(f"alpha must be > 0 or None (no balancing), got {self.alpha}")
         if not self.lr > 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise UserError(f"max-minutes must be > 0, got {self.max_minutes}")
         if self.max_chars is not None and self.max_chars < 1:
             raise UserError(f"max-chars must be ≥ 1, got {self.max_chars}")
 

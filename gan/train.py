@@ -56,6 +56,7 @@ __all__ = ["GanTrainConfig", "TrainingDiverged", "train", "d_step", "r_step", "g
 LOSS_NAMES = ("loss_d", "loss_r", "loss_g_adv", "loss_g_ctc", "grad_norm_d", "grad_norm_r")
 GRID_WORDS, GRID_STYLES = 8, 4
 GS_LANDMARKS = 64   # Geometry Score landmarks L0 (SPEC §7)
+SYNC_EVERY = 10     # iterations between host reads of the losses (NaN guard, progress bar)
 
 
 class TrainingDiverged(UserError):
@@ -265,7 +266,12 @@ class GanTraining:
         self.D = Discriminator(self.net_cfg).to(self.device)
         self.R = build_recognizer(self.alphabet.num_classes, cfg.height, cfg.htr_width_mult,
                                   rtl=self.meta.direction == "rtl").to(self.device)
-        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+        self.fast = self.device.type == "cuda"   # channels-last / compile apply on CUDA only
+        if cfg.channels_last and self.fast:
+            for module in (self.G, self.D, self.R):
+                module.to(memory_format=torch.channels_last)
+        fused = self.device.type == "cuda"      # one kernel per update instead of one per tensor
+        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, fused=fused)
         self.opt_g = adam(list(self.phi.parameters()) + list(self.G.parameters()))
         self.opt_d = adam(self.D.parameters())
         self.opt_r = adam(self.R.parameters())
@@ -306,6 +312,15 @@ class GanTraining:
             self.t_D, self.t_R = DDP(self.D, device_ids=ids), DDP(self.R, device_ids=ids)
         else:
             self.t_phi, self.t_G, self.t_D, self.t_R = self.phi, self.G, self.D, self.R
+        # Views used inside the training step (compiled when asked); the plain modules stay for
+        # evaluation and saving. g_D / g_R serve the G step, which differentiates D and R w.r.t. the
+        # images only, so they never go through DDP's gradient hooks.
+        compiled = torch.compile if (self.cfg.compile and self.fast) else (lambda m: m)
+        self.s_G, self.s_D, self.s_R = compiled(self.t_G), compiled(self.t_D), compiled(self.t_R)
+        if self.world == 1:
+            self.g_D, self.g_R = self.s_D, self.s_R
+        else:
+            self.g_D, self.g_R = compiled(self.D), compiled(self.R)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -324,13 +339,15 @@ class GanTraining:
         cfg, dev = self.cfg, self.device
         x_real, targets, lengths = batch_from_indices(self.real, self.sampler.next())
         x_real, targets, lengths = x_real.to(dev, non_blocking=True), targets.to(dev), lengths.to(dev)
+        if cfg.channels_last and self.fast:
+            x_real = x_real.contiguous(memory_format=torch.channels_last)
         tokens, flen, _, z = self._fake_inputs()
         with torch.no_grad(), self.autocast():
-            x_fake = self.G(z, self.phi(tokens, flen)).float()
-        loss_d = d_step(self.t_D, self.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast)
-        loss_r = r_step(self.t_R, self.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast)
+            x_fake = self.s_G(z, self.phi(tokens, flen)).float()
+        loss_d = d_step(self.s_D, self.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast)
+        loss_r = r_step(self.s_R, self.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast)
         tokens, flen, ftargets, z = self._fake_inputs()
-        g = g_step(self.t_phi, self.t_G, self.D, self.R, self.opt_g, tokens, flen, ftargets, z,
+        g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, self.opt_g, tokens, flen, ftargets, z,
                    cfg.alpha, cfg.loss, self.autocast)
         return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"]]).float()
 
@@ -350,26 +367,24 @@ class GanTraining:
             return self.run
         bar = progress(total=cfg.iterations, initial=self.iteration, desc="gan train", disable=not (cfg.progress and self.is_main))
         t0 = time.perf_counter()
+        pending: list[torch.Tensor] = []   # loss rows still on the device (read every SYNC_EVERY)
         try:
             for it in range(self.iteration + 1, cfg.iterations + 1):
                 values = self.step()
                 if self.world > 1:
                     dist.all_reduce(values)
                     values /= self.world
-                row = values.tolist()
-                if not all(math.isfinite(v) for v in row):
-                    bad = ", ".join(n for n, v in zip(LOSS_NAMES, row) if not math.isfinite(v))
-                    kept = f"{self.run / LAST} (iteration {self._saved_iteration()})" if (self.run / LAST).is_file() else "no checkpoint yet"
-                    raise TrainingDiverged(f"training diverged at iteration {it}: non-finite {bad}; stopped, last good checkpoint: {kept}")
+                pending.append(values)
                 self.iteration = it
-                self.window.append(row)
                 bar.update(1)
-                if it % 10 == 0 or it == cfg.iterations:
+                at_end = it == cfg.iterations or self._budget_spent(t0, it)
+                evaluate = it % cfg.eval_every == 0 or at_end
+                if it % SYNC_EVERY == 0 or evaluate or (self.is_main and it % cfg.sample_every == 0):
+                    self._take_rows(pending, it)
                     m = self._window_means()
                     bar.set_postfix(D=f"{m['loss_d']:.3f}", R=f"{m['loss_r']:.2f}", G=f"{m['loss_g_adv']:.3f}",
                                     ctc=f"{m['loss_g_ctc']:.2f}", refresh=False)
-                at_end = it == cfg.iterations
-                if it % cfg.eval_every == 0 or at_end:
+                if evaluate:
                     self.elapsed += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     self._evaluate_and_save()
@@ -377,9 +392,35 @@ class GanTraining:
                     t0 = time.perf_counter()
                 if self.is_main and (it % cfg.sample_every == 0 or at_end):
                     self._write_samples()
+                if at_end:
+                    break
         finally:
             bar.close()
         return self.run
+
+    def _budget_spent(self, t0: float, it: int) -> bool:
+        """True when `max_minutes` of training time are used (checked every SYNC_EVERY iterations,
+        decided by rank 0 under DDP so every rank stops at the same iteration)."""
+        if self.cfg.max_minutes is None or it % SYNC_EVERY:
+            return False
+        spent = self.elapsed + time.perf_counter() - t0 >= 60 * self.cfg.max_minutes
+        if self.world > 1:
+            flag = torch.tensor([float(spent)], device=self.device)
+            dist.broadcast(flag, 0)
+            spent = bool(flag.item())
+        return spent
+
+    def _take_rows(self, pending: list[torch.Tensor], it: int) -> None:
+        """Read the pending loss rows (one host sync) into the window; stop on NaN/inf."""
+        rows = torch.stack(pending).tolist()
+        first = it - len(rows) + 1
+        pending.clear()
+        for k, row in enumerate(rows):
+            if not all(math.isfinite(v) for v in row):
+                bad = ", ".join(n for n, v in zip(LOSS_NAMES, row) if not math.isfinite(v))
+                kept = f"{self.run / LAST} (iteration {self._saved_iteration()})" if (self.run / LAST).is_file() else "no checkpoint yet"
+                raise TrainingDiverged(f"training diverged at iteration {first + k}: non-finite {bad}; stopped, last good checkpoint: {kept}")
+        self.window.extend(rows)
 
     def _window_means(self) -> dict[str, float]:
         arr = np.asarray(self.window, dtype=np.float64)

@@ -36,6 +36,9 @@ def _add_train_parser(htr) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
+    p.add_argument("--lr-factor", type=float, default=1.0,
+                   help="reduce-on-plateau: multiply the lr by this after --lr-patience validations without improvement (default 1: off)")
+    p.add_argument("--lr-patience", type=int, default=2)
     p.add_argument("--height", type=int, default=None, help="canvas height (default: the training set's)")
     p.add_argument("--width", type=int, default=None, help="canvas width (default: the training set's, else 4×height)")
     p.add_argument("--width-mult", type=float, default=1.0, help="multiplier of the encoder's feature counts")
@@ -48,6 +51,7 @@ def _add_train_parser(htr) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN from its last.pt (exactly)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (CTC stays in float32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA only)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train_command)
@@ -73,8 +77,8 @@ def train_command(args) -> int:
     cfg = HtrTrainConfig(
         train=args.train, val=args.val, out=args.out, extra=list(args.extra), extra_ratio=args.extra_ratio,
         seed=args.seed, max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer, height=args.height, width=args.width, width_mult=args.width_mult, dropout=args.dropout,
-        augment=args.augment, max_train=args.max_train, resume=args.resume, device=args.device, amp=args.amp,
+        lr=args.lr, optimizer=args.optimizer, lr_factor=args.lr_factor, lr_patience=args.lr_patience, height=args.height, width=args.width, width_mult=args.width_mult, dropout=args.dropout,
+        augment=args.augment, max_train=args.max_train, resume=args.resume, device=args.device, amp=args.amp, compile=args.compile,
         eval_every=args.eval_every, max_minutes=args.max_minutes, max_steps=args.max_steps,
         threads=args.threads, show_progress=not args.quiet,
     )

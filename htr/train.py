@@ -46,7 +46,8 @@ from .model import GatedCRNN, count_parameters, ctc_loss
 
 # Fields that define a run: resuming with different values is refused.
 IDENTITY_FIELDS = ("train", "extra", "extra_ratio", "val", "seed", "batch_size", "lr", "optimizer",
-                   "height", "width", "width_mult", "dropout", "augment", "max_train", "grad_clip", "eval_every")
+                   "height", "width", "width_mult", "dropout", "augment", "max_train", "grad_clip", "eval_every",
+                   "lr_factor", "lr_patience")
 
 
 @dataclass
@@ -64,6 +65,8 @@ class HtrTrainConfig:
     batch_size: int = 64
     lr: float = 1e-4
     optimizer: str = "rmsprop"         # rmsprop | adam
+    lr_factor: float = 1.0             # multiply the lr by this after `lr_patience` bad validations (1: off)
+    lr_patience: int = 2
     height: int | None = None          # canvas; default: the training set's meta, else 128
     width: int | None = None           # default: meta width, else 4 × height
     width_mult: float = 1.0
@@ -73,6 +76,7 @@ class HtrTrainConfig:
     resume: bool = False
     device: str = "cpu"
     amp: bool = False                  # bf16 autocast on CUDA (CTC stays fp32)
+    compile: bool = False              # torch.compile the training forward (CUDA; fixed batch shapes)
     grad_clip: float = 5.0             # max gradient L2 norm (0: off)
     eval_every: int = 0                # validate every N steps (0: at the end of every epoch)
     save_every: int = 200              # also write last.pt every N steps
@@ -99,8 +103,10 @@ class HtrTrainConfig:
         for name in ("max_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be ≥ 1")
-        if self.patience < 1:
-            raise UserError("--patience must be ≥ 1")
+        if self.patience < 1 or self.lr_patience < 1:
+            raise UserError("--patience and --lr-patience must be ≥ 1")
+        if not 0 < self.lr_factor <= 1:
+            raise UserError(f"--lr-factor must lie in (0, 1], got {self.lr_factor}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout {self.dropout}: must lie in [0, 1)")
         if self.lr <= 0 or self.width_mult <= 0:
@@ -368,7 +374,7 @@ def is_improvement(metrics: dict, state: dict) -> bool:
 def initial_progress() -> dict:
     """Training position and early-stopping state (saved in last.pt as plain values)."""
     return {"epoch": 0, "batch": 0, "step": 0, "best_cer": None, "best_loss": None, "best_epoch": None, "best_step": None,
-            "bad_evals": 0, "loss_sum": 0.0, "loss_n": 0, "wall_s": 0.0, "finished": False, "stop_reason": None}
+            "bad_evals": 0, "lr_decays": 0, "loss_sum": 0.0, "loss_n": 0, "wall_s": 0.0, "finished": False, "stop_reason": None}
 
 
 class Trainer:
@@ -396,6 +402,7 @@ class Trainer:
         self.optimizer = _make_optimizer(cfg, self.model)
         self.aug_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17)
         self.state = initial_progress()
+        self.loss_pending = 0.0            # device-side loss sum not yet in state["loss_sum"]
         if resuming:
             self._restore()
         self.net = self.model
@@ -403,7 +410,11 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             ids = [dist.device.index] if dist.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile and dist.device.type == "cuda":
+            self.net = torch.compile(self.net)
         self.use_amp = cfg.amp and dist.device.type == "cuda"
+        self.loss_acc = torch.full((), self.loss_pending, dtype=torch.float64,
+                                   device=dist.device)          # summed on the device: no sync per step
         self.t_start = time.monotonic()
         self.bar = None
 
@@ -418,7 +429,9 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["state"]["optimizer"])
         set_rng_state(ckpt["state"]["rng"])
         self.aug_gen.set_state(ckpt["state"]["aug_rng"])
-        self.state.update(ckpt["state"]["progress"])
+        progress_state = dict(ckpt["state"]["progress"])
+        self.loss_pending = float(progress_state.pop("loss_pending", 0.0))
+        self.state.update(progress_state)
         if self.dist.main and not self.state["finished"]:
             _truncate_log(self.log_path, self.state["step"])
 
@@ -436,7 +449,8 @@ class Trainer:
                "val_cer": s["best_cer"], "config": asdict(self.cfg)}
         if with_state:
             obj["state"] = {"optimizer": self.optimizer.state_dict(), "rng": rng_state(),
-                            "aug_rng": self.aug_gen.get_state(), "progress": {**s, "wall_s": self.wall()}}
+                            "aug_rng": self.aug_gen.get_state(), "progress": {**s, "wall_s": self.wall(),
+                                                                  "loss_pending": float(self.loss_acc)}}
         return obj
 
     def save_last(self) -> None:
@@ -459,8 +473,8 @@ class Trainer:
         })
 
     # --- one step / one validation ------------------------------------------------------------
-    def step(self, rows: np.ndarray) -> float:
-        """One optimizer step on the batch `rows`; returns the CTC loss (mean over ranks)."""
+    def step(self, rows: np.ndarray) -> torch.Tensor:
+        """One optimizer step on the batch `rows`; returns the detached CTC loss (mean over ranks)."""
         images, targets, lengths = assemble(self.sources, rows, self.dist.rank, self.dist.world)
         if self.cfg.augment:
             images = augment_batch(images, self.aug_gen)
@@ -479,21 +493,37 @@ class Trainer:
             import torch.distributed as tdist
             tdist.all_reduce(value)
             value = value / self.dist.world
-        return float(value)
+        return value
+
+    def flush_loss(self) -> None:
+        """Move the device-side loss sum into the (plain-number) state: one sync per call."""
+        self.state["loss_sum"] += float(self.loss_acc)
+        self.loss_acc.zero_()
+
+    def maybe_decay_lr(self) -> None:
+        """Reduce-on-plateau: after every `lr_patience` validations without improvement."""
+        s, cfg = self.state, self.cfg
+        if cfg.lr_factor < 1 and s["bad_evals"] and s["bad_evals"] % cfg.lr_patience == 0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_factor
+            s["lr_decays"] += 1
 
     def validate(self) -> bool:
         """Validate, log, keep the best checkpoint; returns True when early stopping triggers."""
         s = self.state
+        self.flush_loss()
         m = validate_model(self.model, self.val, self.cfg.batch_size, self.dist.device)
         improved = is_improvement(m, s)
         if improved:
             s.update(best_cer=m["cer"], best_loss=m.get("loss"), best_epoch=s["epoch"], best_step=s["step"], bad_evals=0)
         else:
             s["bad_evals"] += 1
+            self.maybe_decay_lr()
         entry = {"epoch": s["epoch"], "step": s["step"],
                  "train_loss": s["loss_sum"] / s["loss_n"] if s["loss_n"] else None,
                  "val_loss": m.get("loss"), "val_cer": m["cer"], "val_wer": m["wer"], "val_cer_ci": m["cer_ci"], "val_wer_ci": m["wer_ci"],
-                 "best_cer": s["best_cer"], "improved": improved, "wall_s": round(self.wall(), 3)}
+                 "best_cer": s["best_cer"], "improved": improved, "lr": self.optimizer.param_groups[0]["lr"],
+                 "wall_s": round(self.wall(), 3)}
         s["loss_sum"], s["loss_n"] = 0.0, 0
         if self.dist.main:
             if improved:
@@ -520,13 +550,13 @@ class Trainer:
         while s["batch"] < len(batches):
             if cfg.max_steps is not None and s["step"] >= cfg.max_steps:
                 return "max_steps"
-            loss = self.step(batches[s["batch"]])
-            s["loss_sum"] += loss
+            self.loss_acc += self.step(batches[s["batch"]])
             s["loss_n"] += 1
             s["batch"] += 1
             s["step"] += 1
             self.bar.update(1)
             if s["step"] % 20 == 0:
+                self.flush_loss()
                 self.bar.set_postfix(loss=_fmt(s["loss_sum"] / s["loss_n"]), best=_fmt(s["best_cer"]))
             if s["batch"] == len(batches):
                 break                      # the epoch-end validation follows

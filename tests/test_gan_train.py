@@ -88,6 +88,15 @@ def test_resume_equals_uninterrupted(tiny, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_time_budget_stops_at_a_sync_point_with_checkpoint_and_samples(tiny, tmp_path):
+    """--max-minutes: the run stops at the first loss read-out past the budget, evaluated and saved."""
+    run = train(_cfg(tiny, tmp_path / "run", iterations=1000, eval_every=500, max_minutes=1e-6))
+    assert read_checkpoint(run / "last.pt")["iteration"] == 10
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["event"] == "eval" and log[-1]["iteration"] == 10
+    assert (run / "samples" / "iter_000010_words.png").is_file()
+
+
 def test_existing_run_needs_resume_and_same_settings(tiny, tmp_path):
     train(_cfg(tiny, tmp_path / "run", iterations=1, eval_every=1))
     with pytest.raises(UserError, match="--resume"):
@@ -112,7 +121,7 @@ def test_divergence_stops_with_one_line_and_keeps_checkpoint(tiny, tmp_path, mon
 
 
 def test_bad_config_values_are_one_line_errors(tiny, tmp_path):
-    for kw in ({"loss": "wgan"}, {"cond": "concat"}, {"batch_size": 1}, {"alpha": -1.0}, {"iterations": 0}):
+    for kw in ({"loss": "wgan"}, {"cond": "concat"}, {"batch_size": 1}, {"alpha": -1.0}, {"iterations": 0}, {"max_minutes": 0}):
         with pytest.raises(UserError) as e:
             _cfg(tiny, tmp_path / "x", **kw)
         assert "\n" not in str(e.value)

@@ -120,6 +120,23 @@ def test_early_stopping_keeps_the_best_checkpoint(data, tmp_path, monkeypatch):
     assert last["finished"] and last["stop_reason"] == "early_stopping"
 
 
+def test_lr_is_reduced_after_lr_patience_bad_validations(data, tmp_path, monkeypatch):
+    scripted = iter([60.0, 40.0, 45.0, 50.0, 30.0, 35.0, 36.0, 37.0])
+
+    def fake_validate(model, val, batch_size, device):
+        c = next(scripted)
+        return {"cer": c, "wer": c, "cer_ci": c, "wer_ci": c, "n": 1}
+
+    monkeypatch.setattr(htr_train, "validate_model", fake_validate)
+    run = train(cfg(data, tmp_path / "lr", max_epochs=8, patience=10, lr=1e-3, lr_factor=0.5, lr_patience=2))
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    # bad validations at 45, 50 (→ halve), then 35, 36 (→ halve again); 37 is the third bad one
+    assert [e["lr"] for e in log] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+    last = read_checkpoint(run / "last.pt")
+    assert last["state"]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+    assert last["state"]["progress"]["lr_decays"] == 2
+
+
 def test_equal_cer_is_broken_by_validation_loss():
     state = initial_progress()
     assert is_improvement({"cer": 100.0, "loss": 5.0}, state)

@@ -220,17 +220,26 @@ def load_inception(path, device: str = "cpu") -> FIDInceptionV3:
     return model.to(device)
 
 
-def preprocess(batch_u8: np.ndarray, device: str = "cpu") -> torch.Tensor:
-    """uint8 (B, H, W) grey → (B, 3, 299, 299) float in [-1, 1] (pytorch-fid's input path)."""
-    x = torch.from_numpy(np.ascontiguousarray(batch_u8)).to(device).float().div_(255.0)[:, None]
+def preprocess(batch_u8, device: str = "cpu") -> torch.Tensor:
+    """uint8 (B, H, W) grey (array or tensor) → (B, 3, 299, 299) float in [-1, 1] (pytorch-fid's input path)."""
+    x = batch_u8 if isinstance(batch_u8, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch_u8))
+    x = x.to(device).float().div_(255.0)[:, None]
     x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
     return (2.0 * x - 1.0).expand(-1, 3, -1, -1)
 
 
 @torch.no_grad()
 def inception_features(model: FIDInceptionV3, images: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """2048-d pool3 features (float64) of uint8 grey images (N, H, W)."""
+    """2048-d pool3 features (float64) of uint8 grey images (N, H, W).
+
+    On CUDA the batches travel through pinned memory and the features stay on the device until
+    the end, so reading the next batch overlaps the network's work on the current one.
+    """
+    dev = torch.device(device)
     out = []
     for start in range(0, len(images), batch_size):
-        out.append(model(preprocess(np.asarray(images[start:start + batch_size]), device)).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM))
+        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+        if dev.type == "cuda":
+            batch = batch.pin_memory().to(dev, non_blocking=True)
+        out.append(model(preprocess(batch, dev)))
+    return torch.cat(out).double().cpu().numpy() if out else np.zeros((0, FEATURE_DIM))

@@ -88,16 +88,17 @@ def measure_loader(cfg: DataPerfConfig, split_dir: Path) -> tuple[dict, dict]:
     pack_s = time.perf_counter() - t0
     ds = WordImageDataset(packed, for_language(KINDS[cfg.kind]), cfg.height, cfg.width)
     rng = np.random.default_rng(cfg.seed)
-    batch_from_indices(ds, rng.choice(len(ds), cfg.batch_size, replace=False))  # warm the page cache
+    batch = min(cfg.batch_size, len(ds))
+    batch_from_indices(ds, rng.choice(len(ds), batch, replace=False))  # warm the page cache
     c0 = _cpu_seconds()
     t0 = time.perf_counter()
     for _ in range(cfg.batches):
-        images, _, _ = batch_from_indices(ds, rng.choice(len(ds), cfg.batch_size, replace=False))
+        images, _, _ = batch_from_indices(ds, rng.choice(len(ds), batch, replace=False))
     load_s = time.perf_counter() - t0
     load_cpu = _cpu_seconds() - c0
-    n = cfg.batches * cfg.batch_size
+    n = cfg.batches * batch
     pack = {"images": len(packed), "seconds": round(pack_s, 2), "images_per_s": round(len(packed) / pack_s, 1)}
-    loader = {"batches": cfg.batches, "batch_size": cfg.batch_size, "seconds": round(load_s, 2),
+    loader = {"batches": cfg.batches, "batch_size": batch, "seconds": round(load_s, 2),
               "images_per_s": round(n / load_s, 1), "cpu_seconds": round(load_cpu, 2),
               "batch_shape": list(images.shape)}
     return pack, loader
