@@ -297,7 +297,8 @@ def _htr_opts(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row: 
         train=str((data_dir / "train") if uses_real else syn_dir), extra=[str(e) for e in extra],
         val=str(data_dir / "val"), out=str(ctx.work / "run"), seed=seed, max_epochs=profile.htr_max_epochs, patience=profile.htr_patience,
         batch_size=profile.htr_batch, lr=profile.htr_lr, height=profile.height, width=profile.width,
-        width_mult=profile.htr_width_mult, augment="classic" in row,
+        width_mult=profile.htr_width_mult, augment="classic" in row, dropout=profile.htr_dropout,
+        lr_factor=profile.htr_lr_factor,
         max_train=(max(1, int(fraction * n_train)) if fraction < 1 and uses_real else None),
         subset_seed=subset_seed,
     )
@@ -483,7 +484,9 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     code = {kind: code_fingerprint(pkgs) for kind, pkgs in CODE_DEPS.items()}
     base = {"code": CODE_VERSION, "seed": S}
     htr_cfg = {"source": code["htr"], "height": p.height, "width": p.width, "max_epochs": p.htr_max_epochs, "patience": p.htr_patience,
-               "batch": p.htr_batch, "lr": p.htr_lr, "width_mult": p.htr_width_mult}
+               "batch": p.htr_batch, "lr": p.htr_lr, "width_mult": p.htr_width_mult,
+               **({"dropout": p.htr_dropout} if p.htr_dropout else {}),
+               **({"lr_factor": p.htr_lr_factor} if p.htr_lr_factor != 1 else {})}
     gan_cfg = {"source": code["gan"], "height": p.height, "width": p.width, "iterations": p.gan_iterations, "batch": p.gan_batch,
                "eval_every": p.gan_eval_every, "channel_mult": p.gan_channel_mult, "fid_n": p.fid_n,
                "gs_n": p.gs_n, "gs_reps": p.gs_reps}

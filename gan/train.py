@@ -33,6 +33,7 @@ import time
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.utils import parametrize
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from benchmark.metrics.text import text_metrics
@@ -75,7 +76,8 @@ def _clip(params, max_norm: float) -> None:
 def d_step(D, opt, x_real, x_fake, loss: str, clip: float, autocast=nullcontext) -> torch.Tensor:
     """One discriminator update on a real batch and a generated batch (separate forwards)."""
     opt.zero_grad(set_to_none=True)
-    with autocast():
+    # Spectral-norm weights are computed once (one power iteration) for both forwards.
+    with autocast(), parametrize.cached():
         real_scores, fake_scores = D(x_real), D(x_fake)
     value = d_loss(loss, real_scores, fake_scores)
     value.backward()
@@ -154,6 +156,8 @@ def _pick_device(name: str, local_rank: int, world: int) -> torch.device:
             raise UserError(f"device {name!r} requested but CUDA is not available")
         if world > 1:
             device = torch.device("cuda", local_rank)
+        elif device.index is None:         # "cuda" → the current device, with its index
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     return device
 

@@ -11,7 +11,7 @@
 #        htr      one HTR epoch over the first set, fp32 and bf16 (htr_fp32/, htr_bf16/ logs)
 #        gan      paper-configuration GAN training for $GAN_MINUTES minutes with $GAN_FLAGS (gan_log.jsonl, samples)
 # Environment: DEVICE (cuda), WORKERS (all cores), FONT_DIR (system fonts), N_FID (25000),
-# GAN_MINUTES (8), GAN_FLAGS (--amp --channels-last), WORK (OUT/work).
+# GAN_MINUTES (8), GAN_FLAGS (--amp --channels-last), WORK (OUT/work), SEEDS (data stage: "1 2").
 set -euo pipefail
 OUT=${1:?usage: gpu_suite.sh OUT STAGE...}; shift
 DEVICE=${DEVICE:-cuda}
@@ -44,7 +44,7 @@ for stage in "$@"; do
       $HT bench --profile paper --device "$DEVICE" --only features,frechet,gs --batch 250 --inception-n 5000 \
           --workers "$WORKERS" --gs-ref-reps 1 --json "$OUT/bench_metrics.json" ;;
     data)
-      for seed in 1 2; do
+      for seed in ${SEEDS:-1 2}; do
         stamp "build French stand-in, seed $seed, $N_FID images"
         t0=$(date +%s.%N)
         $HT data build --dataset rimes-like --out "$WORK/fr_$seed" --train "$N_FID" --val 1000 --test 10 \

@@ -34,6 +34,7 @@ class Variant:
     channels_last: bool = False
     fused_adam: bool = False
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile mode ('reduce-overhead' adds CUDA graphs)
 
     def autocast(self, device: torch.device):
         if self.amp and device.type == "cuda":
@@ -44,16 +45,17 @@ class Variant:
 NAIVE = Variant("naive fp32 eager")
 
 
-def variants_for(device: torch.device, with_compile: bool) -> list[Variant]:
+def variants_for(device: torch.device, with_compile: bool, compile_mode: str = "default") -> list[Variant]:
     """The naive variant plus the optimisations that make sense on `device`."""
     out = [NAIVE]
+    suffix = "" if compile_mode == "default" else f" ({compile_mode})"
     if device.type == "cuda":
         out.append(Variant("bf16 + channels-last + fused Adam", amp=True, channels_last=True, fused_adam=True))
         if with_compile:
-            out.append(Variant("bf16 + channels-last + fused Adam + compile", amp=True, channels_last=True,
-                               fused_adam=True, compile=True))
+            out.append(Variant("bf16 + channels-last + fused Adam + compile" + suffix, amp=True, channels_last=True,
+                               fused_adam=True, compile=True, compile_mode=compile_mode))
     elif with_compile:
-        out.append(Variant("fp32 + compile", compile=True))
+        out.append(Variant("fp32 + compile" + suffix, compile=True, compile_mode=compile_mode))
     return out
 
 
@@ -78,7 +80,7 @@ def _prepare(module: torch.nn.Module, variant: Variant, device: torch.device):
     module = module.to(device)
     if variant.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    return torch.compile(module) if variant.compile else module
+    return torch.compile(module, mode=variant.compile_mode) if variant.compile else module
 
 
 def _adam(params, variant: Variant, device: torch.device):
@@ -94,9 +96,9 @@ def _random_batch(n: int, height: int, width: int, num_symbols: int, max_len: in
     return x, targets, lengths
 
 
-def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
-    """GAN training iterations/s: one D step (real + fake batch), one R step, one balanced G step."""
-    from gan.networks import NetConfig, WordEncoder, Generator, Discriminator, count_parameters
+def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: int = 86):
+    """(step, modules): one full GAN training iteration on fixed random inputs, and φ, G, D, R."""
+    from gan.networks import NetConfig, WordEncoder, Generator, Discriminator
     from gan.train import d_step, r_step, g_step
     from htr.model import GatedCRNN
 
@@ -129,9 +131,16 @@ def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters:
         r_step(R, opt_r, x_real, targets, lengths, 5.0, autocast)
         g_step(phi, G, D, R, opt_g, tokens, tok_len, ftargets, z, 1.0, "hinge", autocast)
 
+    return step, {"phi": phi, "G": G, "D": D, "R": R}
+
+
+def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
+    """GAN training iterations/s: one D step (real + fake batch), one R step, one balanced G step."""
+    from gan.networks import count_parameters
+
+    step, modules = make_gan_step(profile, device, variant, batch, num_symbols)
     sec = _timed(step, device, warmup, iters)
-    out = {"it_per_s": 1.0 / sec, "batch": batch, "params": {"phi": count_parameters(phi), "G": count_parameters(G),
-                                                              "D": count_parameters(D), "R": count_parameters(R)}}
+    out = {"it_per_s": 1.0 / sec, "batch": batch, "params": {k: count_parameters(m) for k, m in modules.items()}}
     if device.type == "cuda":
         out["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         out["projected_300k_h"] = 300_000 * sec / 3600
@@ -245,7 +254,7 @@ def run(args) -> dict:
     result = {"profile": profile.name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "measurements": {}}
     meas = result["measurements"]
-    for variant in variants_for(device, args.compile):
+    for variant in variants_for(device, args.compile, args.compile_mode):
         key = variant.name
         if "gan" in only:
             meas.setdefault("gan", {})[key] = bench_gan(profile, device, variant, args.batch, args.warmup, args.iters)
@@ -298,6 +307,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--compile", action="store_true", help="also measure a torch.compile variant")
+    p.add_argument("--compile-mode", default="default", choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+                   help="torch.compile mode of that variant")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--inception-n", type=int, default=64, help="images for the InceptionV3 feature rate")
     p.add_argument("--frechet-dim", type=int, default=2048)
