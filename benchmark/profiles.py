@@ -51,12 +51,12 @@ PROFILES = {
         ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
     ),
     # quick: sized so that both datasets, every row and two seeds fit in about an hour on 2 CPU
-    # cores, with each recognizer trained long enough (up to ≈1,100 steps) to leave the CTC blank
+    # cores, with each recognizer trained for up to ≈2,000 steps to leave the CTC blank
     # plateau; see benchmark/RESULTS.md "Study" for the measured run.
     "quick": Profile(
         name="quick", height=32, width=128, n_train=3000, n_val=300, n_test=400,
-        gan_channel_mult=0.5, gan_iterations=500, gan_batch=16, gan_eval_every=250,
-        htr_width_mult=0.5, htr_batch=32, htr_lr=1e-3, htr_max_epochs=12, htr_patience=3, htr_seeds=2,
+        gan_channel_mult=0.5, gan_iterations=1200, gan_batch=16, gan_eval_every=400,
+        htr_width_mult=0.5, htr_batch=32, htr_lr=1e-3, htr_max_epochs=22, htr_patience=4, htr_seeds=2,
         n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, real_fractions=(0.25, 1.0),
         htr_dropout=0.3, htr_lr_factor=0.5,
     ),
