@@ -1,14 +1,39 @@
 """Sample grids (SPEC §9, paper Figs. 5–6): fixed word × varying z and fixed z × varying word."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from datasets.errors import UserError
+from datasets.fonts import FontSpec, find_font
+
 GAP = 4
 GAP_GREY = 160
 LABEL_WIDTH_CHARS = 14
+# Row labels need every letter of the alphabets (é, œ, €…): Pillow's built-in font lacks some.
+LABEL_FONT = FontSpec("NotoSans-Regular.ttf", "fonts-noto-core")
+
+
+@lru_cache(maxsize=1)
+def _label_font_path() -> str | None:
+    try:
+        return str(find_font(LABEL_FONT.file, package=LABEL_FONT.package))
+    except UserError:
+        return None
+
+
+def label_font(size: int) -> ImageFont.ImageFont:
+    """Noto Sans at `size` px when installed, else Pillow's built-in font."""
+    path = _label_font_path()
+    if path is not None:
+        return ImageFont.truetype(path, size)
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
 
 
 def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -26,10 +51,7 @@ def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def add_row_labels(grid: np.ndarray, labels: list[str], row_height: int) -> np.ndarray:
     """Prepend a white column with one text label per row (Latin scripts only)."""
     size = max(10, min(24, row_height // 2))
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
+    font = label_font(size)
     width = int(size * 0.62 * LABEL_WIDTH_CHARS) + 2 * GAP
     canvas = Image.new("L", (grid.shape[1] + width, grid.shape[0]), 255)
     canvas.paste(Image.fromarray(grid), (width, 0))

@@ -97,3 +97,17 @@ def test_rtl_generation_keeps_direction(tmp_path):
     data, run = _train_tiny(tmp_path, "rtl")
     ds = load_dataset(generate(run, 3, tmp_path / "syn", show_progress=False))
     assert ds.meta.direction == "rtl" and ds.meta.alphabet.fingerprint == TINY_ALPHABET.fingerprint
+
+
+def test_sample_grid_labels_use_a_font_with_every_french_letter():
+    """Row labels such as 'était' or 'œuvre' must not fall back to missing-glyph boxes."""
+    from pathlib import Path
+
+    from datasets.alphabet import FRENCH
+    from datasets.fonts import glyph_coverage
+    from gan.samples import _label_font_path
+
+    path = _label_font_path()
+    if path is None:
+        pytest.skip("fonts-noto-core is not installed")
+    assert glyph_coverage(Path(path), FRENCH.symbols) == frozenset(FRENCH.symbols)
