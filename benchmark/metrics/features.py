@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -302,9 +303,11 @@ def stats_from_features(feats: np.ndarray, where: str) -> tuple[np.ndarray, np.n
 def cached_stats(images: np.ndarray, extractor: Extractor, source, where: str) -> tuple[np.ndarray, np.ndarray, bool]:
     """(mu, sigma, from_cache) of the extractor's features of `images`, using `<source>/.cache`."""
     cache = cache_dir_for(source)
-    key = f"featstats-{extractor.name}-n{len(images)}-" + hashlib.sha256(
-        f"{images_digest(images)}|{extractor.identity}|v{STATS_VERSION}".encode()).hexdigest()[:24]
-    path = cache / f"{key}.npz" if cache is not None else None
+    path = None
+    if cache is not None:  # hashing the images costs about a second per GB: only with a cache
+        key = f"featstats-{extractor.name}-n{len(images)}-" + hashlib.sha256(
+            f"{images_digest(images)}|{extractor.identity}|v{STATS_VERSION}".encode()).hexdigest()[:24]
+        path = cache / f"{key}.npz"
     if path is not None and path.is_file():
         try:
             with np.load(path) as z:
@@ -336,6 +339,8 @@ class FeatureSet:
     mu: np.ndarray | None = None
     sigma: np.ndarray | None = None
     cached: bool = False
+    load_seconds: float = 0.0        # reading / preprocessing the images
+    feature_seconds: float = 0.0     # the extractor and the statistics
 
 
 def side_features(source, extractor_cfg: ExtractorConfig, n: int | None, seed: int, need_feats: bool,
@@ -350,15 +355,18 @@ def side_features(source, extractor_cfg: ExtractorConfig, n: int | None, seed: i
         return FeatureSet(len(feats), feats=feats, mu=feats.mean(axis=0), sigma=np.cov(feats, rowvar=False) if len(feats) > 1 else None)
     if extractor is None:
         extractor = make_extractor(extractor_cfg)
+    t0 = time.perf_counter()
     images = load_images(source, height or extractor.height, width or extractor.width, n, seed)
+    t1 = time.perf_counter()
     where = source if isinstance(source, (str, os.PathLike)) else "images"
     if len(images) < 2:
         raise UserError(f"{where}: needs at least 2 images, got {len(images)}")
     if need_feats:
         feats = check_features(extractor(images), f"{where} features")
-        return FeatureSet(len(feats), feats=feats)
+        return FeatureSet(len(feats), feats=feats, load_seconds=t1 - t0, feature_seconds=time.perf_counter() - t1)
     mu, sigma, hit = cached_stats(images, extractor, source if use_cache else None, f"{where} features")
-    return FeatureSet(len(images), mu=mu, sigma=sigma, cached=hit)
+    return FeatureSet(len(images), mu=mu, sigma=sigma, cached=hit, load_seconds=t1 - t0,
+                      feature_seconds=time.perf_counter() - t1)
 
 
 def needs_extractor(*sources) -> bool:

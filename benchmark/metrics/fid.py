@@ -7,6 +7,8 @@ square root equals tr √(Σ₁Σ₂). FID is biased by N: compare values only a
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from datasets.errors import UserError
@@ -63,6 +65,10 @@ def fid(real, fake, features: str = "inception", n: int | None = None, inception
     label = features if extractor is not None else "given"  # both sides were feature matrices
     r, f = (side_features(source, cfg, n, seed, need_feats=False, extractor=extractor, height=height, width=width,
                           use_cache=cache) for source in (real, fake))
+    t0 = time.perf_counter()
     value = frechet_distance(r.mu, r.sigma, f.mu, f.sigma)
     return {"fid": value, "features": label, "n_real": r.n, "n_fake": f.n,
-            "cached_real": r.cached, "cached_fake": f.cached}
+            "cached_real": r.cached, "cached_fake": f.cached,
+            "seconds": {"load": round(r.load_seconds + f.load_seconds, 3),
+                        "features": round(r.feature_seconds + f.feature_seconds, 3),
+                        "frechet": round(time.perf_counter() - t0, 3)}}

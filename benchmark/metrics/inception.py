@@ -217,7 +217,10 @@ def load_inception(path, device: str = "cpu") -> FIDInceptionV3:
     model = FIDInceptionV3()
     load_state(model, state, str(path))
     model.eval().requires_grad_(False)
-    return model.to(device)
+    model = model.to(device)
+    if torch.device(device).type == "cuda":  # cuDNN's fastest layout; the same arithmetic
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def preprocess(batch_u8, device: str = "cpu") -> torch.Tensor:
@@ -241,5 +244,8 @@ def inception_features(model: FIDInceptionV3, images: np.ndarray, batch_size: in
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
         if dev.type == "cuda":
             batch = batch.pin_memory().to(dev, non_blocking=True)
-        out.append(model(preprocess(batch, dev)))
+        x = preprocess(batch, dev)
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append(model(x))
     return torch.cat(out).double().cpu().numpy() if out else np.zeros((0, FEATURE_DIM))
