@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 import json
+import multiprocessing as mp
 import os
 from pathlib import Path
+import sys
 
 import numpy as np
 
@@ -19,6 +21,8 @@ from .progress import progress
 
 CACHE_DIR = ".cache"
 CACHE_VERSION = 1
+PACK_CHUNK = 256          # images per task when packing in several processes
+PACK_MAX_WORKERS = 16
 
 
 @dataclass
@@ -64,24 +68,71 @@ def load_packed(dataset: Dataset | str | os.PathLike, height: int, width: int, s
     return PackedImages(images, index["texts"], index["paths"], index["dropped"], ds.meta.direction)
 
 
+def pack_workers(n_images: int) -> int:
+    """Processes used to decode and preprocess: the CPUs this process may use (at most
+    PACK_MAX_WORKERS), one for sets too small to repay starting a pool."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 1 if n_images < 2 * PACK_CHUNK else max(1, min(cpus, PACK_MAX_WORKERS, n_images // PACK_CHUNK))
+
+
+_WORKER_DS: list = []   # the dataset a packing worker process reads (set by its initializer)
+
+
+def _init_pack_worker(root: str) -> None:
+    _WORKER_DS[:] = [load_dataset(root)]
+
+
+def _pack_chunk(task: tuple[int, int, int, int, str]) -> list[bytes | None]:
+    """Preprocessed bytes of images [start, stop) (None where the image does not fit)."""
+    start, stop, height, width, direction = task
+    ds = _WORKER_DS[0]
+    out = []
+    for i in range(start, stop):
+        canvas = fit_to_canvas(ds.load_image(i), height, width, direction)
+        out.append(None if canvas is None else canvas.tobytes())
+    return out
+
+
+def _packed_rows(ds: Dataset, height: int, width: int, workers: int):
+    """Yield (index, bytes or None) for every image in order, decoding in `workers` processes."""
+    if workers <= 1:
+        for i in range(len(ds)):
+            canvas = fit_to_canvas(ds.load_image(i), height, width, ds.meta.direction)
+            yield i, None if canvas is None else canvas.tobytes()
+        return
+    tasks = [(a, min(a + PACK_CHUNK, len(ds)), height, width, ds.meta.direction) for a in range(0, len(ds), PACK_CHUNK)]
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    with mp.get_context(method).Pool(workers, initializer=_init_pack_worker, initargs=(str(ds.root),)) as pool:
+        for (start, *_), rows in zip(tasks, pool.imap(_pack_chunk, tasks)):
+            for k, row in enumerate(rows):
+                yield start + k, row
+
+
 def _build(ds: Dataset, height: int, width: int, data_path: Path, index_path: Path, key: str, show_progress: bool) -> dict:
+    """Write the packed file (the same bytes whatever the number of worker processes)."""
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(f".{data_path.name}.tmp-{os.getpid()}")
     texts, paths, dropped = [], [], 0
+    bar = progress(total=len(ds), desc=f"packing {ds.root.name} {height}x{width}", disable=not show_progress)
     try:
         with open(tmp, "wb") as f:
-            for i in progress(range(len(ds)), desc=f"packing {ds.root.name} {height}x{width}", disable=not show_progress):
-                canvas = fit_to_canvas(ds.load_image(i), height, width, ds.meta.direction)
-                if canvas is None:
+            for i, row in _packed_rows(ds, height, width, pack_workers(len(ds))):
+                bar.update(1)
+                if row is None:
                     dropped += 1
                     continue
-                f.write(canvas.tobytes())
+                f.write(row)
                 texts.append(ds.entries[i][1])
                 paths.append(ds.entries[i][0])
         os.replace(tmp, data_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        bar.close()
     index = {"key": key, "height": height, "width": width, "texts": texts, "paths": paths, "dropped": dropped}
     atomic_write_json(index_path, index)
     return index

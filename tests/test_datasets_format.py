@@ -1,4 +1,6 @@
 """Dataset format core: preprocessing, packed cache staleness, one-line errors."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +40,24 @@ def _dataset(root, widths, direction="ltr"):
     for i, width in enumerate(widths):
         w.add(_word(32, width), f"mot{i}", writer="w1")
     return w.close()
+
+
+def test_packing_in_several_processes_writes_the_same_cache(tmp_path, monkeypatch):
+    import datasets.packed as packed
+
+    widths = [40 + (7 * i) % 300 for i in range(37)]           # some too wide: dropped in order
+    _dataset(tmp_path / "a", widths)
+    _dataset(tmp_path / "b", widths)
+    one = load_packed(tmp_path / "a", 16, 64, show_progress=False)
+    assert packed.pack_workers(37) == 1                         # small set: no pool
+    monkeypatch.setattr(packed, "PACK_CHUNK", 4)                # small chunks: the pool path
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        pytest.skip("the pool path needs 2 CPUs")
+    assert packed.pack_workers(37) == min(cpus, packed.PACK_MAX_WORKERS, 37 // 4) >= 2
+    many = load_packed(tmp_path / "b", 16, 64, show_progress=False)
+    assert many.texts == one.texts and many.dropped == one.dropped > 0
+    assert np.array_equal(np.asarray(many.images), np.asarray(one.images))
 
 
 def test_packed_cache_counts_drops_and_rebuilds_when_labels_change(tmp_path):
