@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 import multiprocessing as mp
-import os
 from pathlib import Path
 import sys
 
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .alphabet import LANGUAGE_DIRECTION, Alphabet, for_language
+from .cpus import available_cpus
 from .errors import UserError
 from .fonts import FontInfo, load_pool, require_raqm, uncovered
 from .format import DatasetMeta, DatasetWriter, StagingDir, write_collection_meta
@@ -168,13 +168,6 @@ def _tasks(config: BuildConfig) -> list[_Task]:
     return tasks
 
 
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 def _run_tasks(ctx: _Context, tasks: list[_Task], workers: int, show_progress: bool):
     """Yield (task, result) in task order, rendering in `workers` processes."""
     total = sum(t.n for t in tasks)
@@ -232,7 +225,7 @@ def build_standin(kind: str, out, n_train: int = 2000, n_val: int = 300, n_test:
     prior = make_prior(language, alphabet)
     writers = make_writers(pool, config.writers_per_font, direction, seed)
     ctx = _Context(config, pool, prior, direction, split_writers(writers, config.counts, seed))
-    workers = max(1, int(workers or default_workers()))
+    workers = max(1, int(workers or available_cpus()))
     out = Path(out)
     with StagingDir(out, overwrite=overwrite) as stage:
         datasets = _write_splits(ctx, alphabet, stage, workers, show_progress)

@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 
+from .cpus import available_cpus
 from .format import LABELS, META, Dataset, atomic_write_json, load_dataset
 from .preprocess import fit_to_canvas
 from .progress import progress
@@ -71,11 +72,7 @@ def load_packed(dataset: Dataset | str | os.PathLike, height: int, width: int, s
 def pack_workers(n_images: int) -> int:
     """Processes used to decode and preprocess: the CPUs this process may use (at most
     PACK_MAX_WORKERS), one for sets too small to repay starting a pool."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return 1 if n_images < 2 * PACK_CHUNK else max(1, min(cpus, PACK_MAX_WORKERS, n_images // PACK_CHUNK))
+    return 1 if n_images < 2 * PACK_CHUNK else max(1, min(available_cpus(), PACK_MAX_WORKERS, n_images // PACK_CHUNK))
 
 
 _WORKER_DS: list = []   # the dataset a packing worker process reads (set by its initializer)

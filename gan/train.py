@@ -270,12 +270,12 @@ class GanTraining:
         self.D = Discriminator(self.net_cfg).to(self.device)
         self.R = build_recognizer(self.alphabet.num_classes, cfg.height, cfg.htr_width_mult,
                                   rtl=self.meta.direction == "rtl").to(self.device)
-        self.fast = self.device.type == "cuda"   # channels-last / compile apply on CUDA only
+        self.fast = self.device.type == "cuda"   # fused Adam, channels-last and compile: CUDA only
         if cfg.channels_last and self.fast:
             for module in (self.G, self.D, self.R):
                 module.to(memory_format=torch.channels_last)
-        fused = self.device.type == "cuda"      # one kernel per update instead of one per tensor
-        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, fused=fused)
+        # fused: one kernel per update instead of one per tensor
+        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, fused=self.fast)
         self.opt_g = adam(list(self.phi.parameters()) + list(self.G.parameters()))
         self.opt_d = adam(self.D.parameters())
         self.opt_r = adam(self.R.parameters())

@@ -1,11 +1,10 @@
 """Dataset format core: preprocessing, packed cache staleness, one-line errors."""
-import os
-
 import numpy as np
 import pytest
 import torch
 
 from datasets.alphabet import FRENCH
+from datasets.cpus import available_cpus
 from datasets.errors import UserError
 from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset
 from datasets.packed import load_packed
@@ -51,7 +50,7 @@ def test_packing_in_several_processes_writes_the_same_cache(tmp_path, monkeypatc
     one = load_packed(tmp_path / "a", 16, 64, show_progress=False)
     assert packed.pack_workers(37) == 1                         # small set: no pool
     monkeypatch.setattr(packed, "PACK_CHUNK", 4)                # small chunks: the pool path
-    cpus = len(os.sched_getaffinity(0))
+    cpus = available_cpus()
     if cpus < 2:
         pytest.skip("the pool path needs 2 CPUs")
     assert packed.pack_workers(37) == min(cpus, packed.PACK_MAX_WORKERS, 37 // 4) >= 2

@@ -23,10 +23,10 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 import multiprocessing as mp
-import os
 
 import numpy as np
 
+from datasets.cpus import available_cpus
 from datasets.errors import UserError
 
 LIMIT_DIMENSION = 2
@@ -241,14 +241,6 @@ def _worker_rlt(task: tuple) -> np.ndarray:
     return rlt_for_landmarks(_WORKER_SOURCES["sources"][which], idx, gamma, i_max)
 
 
-def default_workers() -> int:
-    """CPUs available to this process."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _run_tasks(sources: tuple, tasks: list, workers: int) -> list[np.ndarray]:
     """Run (set index, landmarks, γ, i_max) tasks in order, in-process or in a process pool."""
     if workers <= 1 or len(tasks) <= 1:
@@ -268,7 +260,7 @@ def _rlts_many(point_sets: list[np.ndarray], cfg: GSConfig, names: list[str]) ->
     for which, x in enumerate(checked):
         gamma = cfg.gamma_for(len(x))
         tasks += [(which, idx, gamma, cfg.i_max) for idx in landmark_sets(len(x), cfg.landmarks, cfg.reps, cfg.seed)]
-    results = _run_tasks(sources, tasks, cfg.workers or default_workers())
+    results = _run_tasks(sources, tasks, cfg.workers or available_cpus())
     return [np.stack(results[i * cfg.reps:(i + 1) * cfg.reps]) for i in range(len(checked))]
 
 

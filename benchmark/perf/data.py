@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from datasets.cpus import available_cpus
+
 
 @dataclass(frozen=True)
 class DataPerfConfig:
@@ -110,7 +112,7 @@ def run(cfg: DataPerfConfig) -> dict:
         out = Path(tmp) / cfg.kind
         build = measure_build(cfg, out)
         pack, loader = measure_loader(cfg, out / "train")
-    return {"config": asdict(cfg), "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    return {"config": asdict(cfg), "cpu_cores": available_cpus(),
             "build": build, "pack": pack, "loader": loader}
 
 
@@ -126,11 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     a = p.parse_args(argv)
     res = run(DataPerfConfig(a.kind, a.n, a.height, a.width, a.workers, a.batches, a.batch_size))
-    text = json.dumps(res, indent=1)
-    print(text)
+    print(json.dumps(res, indent=1))
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n", encoding="utf-8")
+        from datasets.format import atomic_write_json
+        atomic_write_json(a.json, res)
     return 0
 
 

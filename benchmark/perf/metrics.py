@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from datasets.cpus import available_cpus
+
 
 # ----------------------------------------------------------------------------------------------
 # Reference Geometry Score (straightforward, one process)
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
-    out = {"load_average_at_start": os.getloadavg(), "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    out = {"load_average_at_start": os.getloadavg(), "cpus": available_cpus()}
     if "frechet" in parts:
         out["frechet"] = perf_frechet()
         print(json.dumps({"frechet": out["frechet"]}), flush=True)
