@@ -46,6 +46,8 @@ def _register_train(g) -> None:
     a("--width", type=int, metavar="W", help="image width, must be 4 x height (default)")
     a("--channel-mult", type=float, metavar="M", help="G/D filter multiplier (default 1.0 = paper)")
     a("--htr-width-mult", type=float, metavar="M", help="recognizer R width multiplier (default 1.0)")
+    a("--r-init", metavar="RUN", help="start R from this recognizer's weights (an `htr train` run trained on real "
+      "images of the same alphabet, height and --htr-width-mult); default: R from scratch, as the paper")
     a("--lr", type=float, help="Adam learning rate for all networks (default 2e-4)")
     a("--alpha", metavar="A", help="gradient balancing: none, or a positive number (default 1)")
     a("--loss", choices=("hinge", "gan", "lsgan"), help="adversarial loss (default hinge)")
@@ -72,7 +74,7 @@ def _register_train(g) -> None:
 
 FLAG_TO_FIELD = {
     "data": "data", "out": "out", "val": "val", "iterations": "iterations", "max_minutes": "max_minutes", "batch_size": "batch_size",
-    "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult",
+    "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult", "r_init": "r_init",
     "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "max_chars": "max_chars",
     "eval_every": "eval_every", "sample_every": "sample_every", "eval_words": "eval_words", "judge": "judge",
     "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile", "threads": "threads",

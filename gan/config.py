@@ -9,7 +9,7 @@ from .losses import LOSSES
 
 # Fields that define what is being trained: a resumed run must agree on all of them.
 STRUCTURAL = ("data", "height", "width", "channel_mult", "htr_width_mult", "batch_size", "lr", "betas",
-              "grad_clip_d", "grad_clip_r", "alpha", "loss", "attention", "cond", "seed", "max_chars")
+              "grad_clip_d", "grad_clip_r", "alpha", "loss", "attention", "cond", "seed", "max_chars", "r_init")
 
 
 @dataclass
@@ -23,6 +23,7 @@ class GanTrainConfig:
     width: int | None = None               # default 4 × height
     channel_mult: float = 1.0              # G/D filters × this (paper: 1.0)
     htr_width_mult: float = 1.0            # recognizer R's width multiplier
+    r_init: str | None = None              # recognizer run/checkpoint whose weights start R (paper: None, R from scratch)
     batch_size: int = 64                   # images per batch, one kind per batch (paper: 64)
     iterations: int = 100_000              # training steps (paper: several hundred thousand)
     max_minutes: float | None = None       # stop earlier (evaluate, save, draw samples) after this much training time

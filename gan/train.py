@@ -270,6 +270,8 @@ class GanTraining:
         self.D = Discriminator(self.net_cfg).to(self.device)
         self.R = build_recognizer(self.alphabet.num_classes, cfg.height, cfg.htr_width_mult,
                                   rtl=self.meta.direction == "rtl").to(self.device)
+        if cfg.r_init:
+            self._init_recognizer(cfg.r_init)
         self.fast = self.device.type == "cuda"   # fused Adam, channels-last and compile: CUDA only
         if cfg.channels_last and self.fast:
             for module in (self.G, self.D, self.R):
@@ -282,6 +284,22 @@ class GanTraining:
         self.rng = np.random.default_rng([cfg.seed, self.rank, 1])
         self.zgen = torch.Generator().manual_seed(_seed_int(cfg.seed, self.rank, 2))
         self.sampler = RealSampler(len(self.real), cfg.batch_size, self.rng)
+
+    def _init_recognizer(self, source: str) -> None:
+        """Load R's starting weights from a recognizer checkpoint, refusing any mismatch."""
+        from htr.checkpoint import read_checkpoint as read_htr, resolve
+
+        path = resolve(source)
+        ckpt = read_htr(path, "cpu")
+        mc, cfg = ckpt["model_config"], self.cfg
+        checks = (("alphabet", ckpt.get("alphabet_fingerprint"), self.alphabet.fingerprint),
+                  ("height", mc.get("height"), cfg.height),
+                  ("width multiplier", float(mc.get("width_mult", 0)), float(cfg.htr_width_mult)),
+                  ("script direction", "rtl" if mc.get("rtl") else "ltr", self.meta.direction))
+        for what, theirs, ours in checks:
+            if theirs != ours:
+                raise UserError(f"--r-init {path}: {what} {theirs!r} differs from this run's {ours!r}")
+        self.R.load_state_dict(ckpt["model"])
 
     def _fixed_material(self) -> None:
         """Evaluation words/noise, sample-grid words, FID/GS reference images, the judge."""

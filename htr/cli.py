@@ -39,6 +39,8 @@ def _add_train_parser(htr) -> None:
     p.add_argument("--lr-factor", type=float, default=1.0,
                    help="reduce-on-plateau: multiply the lr by this after --lr-patience validations without improvement (default 1: off)")
     p.add_argument("--lr-patience", type=int, default=2)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: lower the lr along a half cosine to 0 at the end of --max-epochs (default: constant)")
     p.add_argument("--height", type=int, default=None, help="canvas height (default: the training set's)")
     p.add_argument("--width", type=int, default=None, help="canvas width (default: the training set's, else 4×height)")
     p.add_argument("--width-mult", type=float, default=1.0, help="multiplier of the encoder's feature counts")
@@ -77,7 +79,7 @@ def train_command(args) -> int:
     cfg = HtrTrainConfig(
         train=args.train, val=args.val, out=args.out, extra=list(args.extra), extra_ratio=args.extra_ratio,
         seed=args.seed, max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer, lr_factor=args.lr_factor, lr_patience=args.lr_patience, height=args.height, width=args.width, width_mult=args.width_mult, dropout=args.dropout,
+        lr=args.lr, optimizer=args.optimizer, lr_factor=args.lr_factor, lr_patience=args.lr_patience, lr_schedule=args.lr_schedule, height=args.height, width=args.width, width_mult=args.width_mult, dropout=args.dropout,
         augment=args.augment, max_train=args.max_train, resume=args.resume, device=args.device, amp=args.amp, compile=args.compile,
         eval_every=args.eval_every, max_minutes=args.max_minutes, max_steps=args.max_steps,
         threads=args.threads, show_progress=not args.quiet,

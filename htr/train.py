@@ -47,7 +47,7 @@ from .model import GatedCRNN, count_parameters, ctc_loss
 # Fields that define a run: resuming with different values is refused.
 IDENTITY_FIELDS = ("train", "extra", "extra_ratio", "val", "seed", "batch_size", "lr", "optimizer",
                    "height", "width", "width_mult", "dropout", "augment", "max_train", "grad_clip", "eval_every",
-                   "lr_factor", "lr_patience")
+                   "lr_factor", "lr_patience", "lr_schedule")
 
 
 @dataclass
@@ -67,6 +67,7 @@ class HtrTrainConfig:
     optimizer: str = "rmsprop"         # rmsprop | adam
     lr_factor: float = 1.0             # multiply the lr by this after `lr_patience` bad validations (1: off)
     lr_patience: int = 2
+    lr_schedule: str = "constant"      # constant (optionally reduce-on-plateau) | cosine (to 0 over max_epochs)
     height: int | None = None          # canvas; default: the training set's meta, else 128
     width: int | None = None           # default: meta width, else 4 × height
     width_mult: float = 1.0
@@ -95,6 +96,10 @@ class HtrTrainConfig:
         """One-line errors for impossible option values."""
         if self.optimizer not in ("rmsprop", "adam"):
             raise UserError(f"--optimizer must be rmsprop or adam, got {self.optimizer!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.lr_schedule == "cosine" and self.lr_factor < 1:
+            raise UserError("--lr-schedule cosine and --lr-factor < 1 exclude each other (choose one way to lower the lr)")
         if self.extra_ratio is not None:
             if not 0.0 < self.extra_ratio < 1.0:
                 raise UserError(f"--extra-ratio must lie strictly between 0 and 1, got {self.extra_ratio}")
@@ -294,6 +299,12 @@ def _make_optimizer(cfg: HtrTrainConfig, model: torch.nn.Module) -> torch.optim.
     return torch.optim.RMSprop(model.parameters(), lr=cfg.lr)
 
 
+def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """Half-cosine decay from `base_lr` at step 0 to 0 at `total_steps` (a pure function of the step)."""
+    frac = min(1.0, step / max(1, total_steps))
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * frac))
+
+
 def _check_resume_config(out: Path, cfg: HtrTrainConfig) -> None:
     """Refuse to resume a run directory with a different run-defining configuration."""
     path = out / "config.json"
@@ -485,6 +496,10 @@ class Trainer:
         loss = ctc_loss(log_probs, targets, lengths)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.lr_schedule == "cosine":
+            lr = cosine_lr(self.cfg.lr, self.state["step"], self.plan.num_batches() * self.cfg.max_epochs)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()

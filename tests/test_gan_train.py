@@ -190,3 +190,22 @@ def test_rtl_ctc_targets_reverse_digit_runs_only():
     assert ctc_targets([word], a, "rtl").tolist() == a.encode("ب٣٢١ت")
     assert ctc_targets([word], a, "ltr").tolist() == a.encode(word)
     assert ctc_frames_needed("ب١١٢") == ctc_frames_needed("ب٢١١") == 5
+
+
+def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path):
+    """--r-init: R begins with the recognizer's weights; another width or height is a one-line error."""
+    from htr.checkpoint import read_checkpoint as read_htr, resolve
+    from htr.train import HtrTrainConfig, train as train_htr
+
+    data = make_tiny(tmp_path / "d", n=32)
+    rec = train_htr(HtrTrainConfig(train=str(data), val=str(data), out=str(tmp_path / "rec"), max_steps=2,
+                                   width_mult=0.25, batch_size=8, threads=1, show_progress=False))
+    t = GanTraining(_cfg(data, tmp_path / "run", r_init=str(rec)))
+    start = read_htr(resolve(rec))["model"]
+    assert all(torch.equal(v, t.R.state_dict()[k]) for k, v in start.items())
+    scratch = GanTraining(_cfg(data, tmp_path / "run0"))
+    assert not all(torch.equal(v, scratch.R.state_dict()[k]) for k, v in start.items())
+    with pytest.raises(UserError, match="width multiplier 0.25 differs"):
+        GanTraining(_cfg(data, tmp_path / "run1", r_init=str(rec), htr_width_mult=0.5))
+    with pytest.raises(UserError, match="height 16 differs"):
+        GanTraining(_cfg(data, tmp_path / "run2", r_init=str(rec), height=32))

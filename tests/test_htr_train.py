@@ -137,6 +137,24 @@ def test_lr_is_reduced_after_lr_patience_bad_validations(data, tmp_path, monkeyp
     assert last["state"]["progress"]["lr_decays"] == 2
 
 
+def test_cosine_schedule_follows_the_step_and_resumes_exactly(data, tmp_path):
+    assert htr_train.cosine_lr(1e-3, 0, 100) == pytest.approx(1e-3)
+    assert htr_train.cosine_lr(1e-3, 50, 100) == pytest.approx(5e-4)
+    assert htr_train.cosine_lr(1e-3, 100, 100) == pytest.approx(0.0, abs=1e-12)
+    run = train(cfg(data, tmp_path / "cos", max_epochs=3, patience=10, lr_schedule="cosine"))
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    per_epoch = log[0]["step"]
+    total = per_epoch * 3
+    # the lr logged after an epoch is the one its last step used (steps are counted from 0)
+    assert [e["lr"] for e in log] == pytest.approx([htr_train.cosine_lr(1e-3, e["step"] - 1, total) for e in log])
+    cut = tmp_path / "cos_cut"
+    train(cfg(data, cut, max_epochs=3, patience=10, lr_schedule="cosine", max_steps=per_epoch + 2))
+    train(cfg(data, cut, max_epochs=3, patience=10, lr_schedule="cosine", resume=True))
+    assert same_weights(weights(run / "last.pt"), weights(cut / "last.pt"))
+    with pytest.raises(UserError, match="exclude each other"):
+        cfg(data, tmp_path / "x", lr_schedule="cosine", lr_factor=0.5).validate()
+
+
 def test_equal_cer_is_broken_by_validation_loss():
     state = initial_progress()
     assert is_improvement({"cer": 100.0, "loss": 5.0}, state)
