@@ -33,6 +33,8 @@ class Profile:
     real_fractions: tuple[float, ...] = (1.0,)  # real-data-size sweep
     htr_dropout: float = 0.0    # recognizer decoder dropout (0: the plain network)
     htr_lr_factor: float = 1.0  # reduce-on-plateau factor after 2 validations without improvement (1: off)
+    htr_lr_schedule: str = "constant"  # constant | cosine (to 0 over htr_max_epochs; excludes htr_lr_factor < 1)
+    gan_r_init: bool = False    # start the GAN's R from a real-only recognizer (paper: False, R from scratch)
     ablations: bool = False     # run the paper's ablation grid (Tables II–V)
     ablation_iterations: int | None = None  # GAN iterations of each ablation run (None: gan_iterations)
     datasets: tuple[str, ...] = ("rimes-like", "arabic-like")
@@ -94,5 +96,9 @@ def validate_profile(p: Profile) -> None:
     for key in ("n_train", "n_val", "n_test", "gan_iterations", "gan_batch", "htr_batch", "fid_n", "gs_n", "gs_reps", "htr_seeds"):
         if getattr(p, key) < 1:
             raise UserError(f"profile {p.name}: {key} must be ≥ 1")
+    if p.htr_lr_schedule not in ("constant", "cosine"):
+        raise UserError(f"profile {p.name}: htr_lr_schedule must be constant or cosine, got {p.htr_lr_schedule!r}")
+    if p.htr_lr_schedule == "cosine" and p.htr_lr_factor != 1:
+        raise UserError(f"profile {p.name}: htr_lr_schedule cosine needs htr_lr_factor 1")
     if not all(0 < f <= 1 for f in p.real_fractions):
         raise UserError(f"profile {p.name}: real_fractions must lie in (0, 1]")

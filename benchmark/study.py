@@ -298,7 +298,7 @@ def _htr_opts(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row: 
         val=str(data_dir / "val"), out=str(ctx.work / "run"), seed=seed, max_epochs=profile.htr_max_epochs, patience=profile.htr_patience,
         batch_size=profile.htr_batch, lr=profile.htr_lr, height=profile.height, width=profile.width,
         width_mult=profile.htr_width_mult, augment="classic" in row, dropout=profile.htr_dropout,
-        lr_factor=profile.htr_lr_factor,
+        lr_factor=profile.htr_lr_factor, lr_schedule=profile.htr_lr_schedule,
         max_train=(max(1, int(fraction * n_train)) if fraction < 1 and uses_real else None),
         subset_seed=subset_seed,
     )
@@ -334,8 +334,10 @@ def stage_reuse(ctx: StageContext, *, source: str, **fields) -> dict:
     return {**ctx.inputs[source], **fields}
 
 
-def _gan_opts(ctx, profile: Profile, data_dir: Path, judge_run: Path, seed: int, variant: dict) -> dict:
+def _gan_opts(ctx, profile: Profile, data_dir: Path, judge_run: Path, seed: int, variant: dict,
+              r_init: Path | None = None) -> dict:
     return dict(
+        r_init=str(r_init) if r_init else None,
         data=str(data_dir / "train"), out=str(ctx.work / "run"), seed=seed,
         iterations=profile.gan_iterations, batch_size=profile.gan_batch, height=profile.height,
         width=profile.width, channel_mult=profile.gan_channel_mult, htr_width_mult=profile.htr_width_mult,
@@ -383,11 +385,14 @@ def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Pa
 
 
 def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, variant: dict,
-              data_stage: str, judge_stage: str, evaluate: bool, iterations: int | None = None) -> dict:
-    """Train a GAN (the model or an ablation variant); ablation units also score it (FID, GS)."""
+              data_stage: str, judge_stage: str, evaluate: bool, iterations: int | None = None,
+              r_init_stage: str | None = None) -> dict:
+    """Train a GAN (the model or an ablation variant); ablation units also score it (FID, GS).
+    With `r_init_stage`, R starts from that stage's real-only recognizer (not the judge's)."""
     data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
-    opts = _gan_opts(ctx, profile, data_dir, judge_run, seed, variant)
+    r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage else None
+    opts = _gan_opts(ctx, profile, data_dir, judge_run, seed, variant, r_init)
     if iterations:
         opts.update(iterations=iterations, eval_every=min(opts["eval_every"], iterations))
     run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "run").exists()))
@@ -486,10 +491,11 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     htr_cfg = {"source": code["htr"], "height": p.height, "width": p.width, "max_epochs": p.htr_max_epochs, "patience": p.htr_patience,
                "batch": p.htr_batch, "lr": p.htr_lr, "width_mult": p.htr_width_mult,
                **({"dropout": p.htr_dropout} if p.htr_dropout else {}),
-               **({"lr_factor": p.htr_lr_factor} if p.htr_lr_factor != 1 else {})}
+               **({"lr_factor": p.htr_lr_factor} if p.htr_lr_factor != 1 else {}),
+               **({"lr_schedule": p.htr_lr_schedule} if p.htr_lr_schedule != "constant" else {})}
     gan_cfg = {"source": code["gan"], "height": p.height, "width": p.width, "iterations": p.gan_iterations, "batch": p.gan_batch,
                "eval_every": p.gan_eval_every, "channel_mult": p.gan_channel_mult, "fid_n": p.fid_n,
-               "gs_n": p.gs_n, "gs_reps": p.gs_reps}
+               "gs_n": p.gs_n, "gs_reps": p.gs_reps, **({"r_init": True} if p.gan_r_init else {})}
     stages: list[Stage] = []
     for di, spec in enumerate(cfg.datasets):
         ds = spec.name
@@ -505,8 +511,19 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
         stages.append(Stage(d_judge, partial(htr_fn, row="real", fraction=1.0, seed=S, syn_stage=None),
                             {**base, **htr_cfg, "row": "real", "fraction": 1.0}, (d_data,), cost=(cost["htr"] + cost["eval"]) / div))
         gan_common = dict(backend=backend, profile=p, seed=S, data_stage=d_data, judge_stage=d_judge)
-        stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_common),
-                            {**base, **gan_cfg, "variant": MAIN_GAN}, (d_data, d_judge), cost=cost["gan"] / div))
+        gan_inputs = (d_data, d_judge)
+        gan_train_common = dict(gan_common)
+        if p.gan_r_init:
+            # R starts from the real-only recognizer of the next seed (the judge stays independent);
+            # that grid unit reuses this stage.
+            d_rinit = f"{ds}/r-init"
+            stages.append(Stage(d_rinit, partial(htr_fn, row="real", fraction=1.0, seed=S + 1, syn_stage=None),
+                                {**base, **htr_cfg, "row": "real", "fraction": 1.0, "seed": S + 1}, (d_data,),
+                                cost=(cost["htr"] + cost["eval"]) / div))
+            gan_inputs = (d_data, d_judge, d_rinit)
+            gan_train_common["r_init_stage"] = d_rinit
+        stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_train_common),
+                            {**base, **gan_cfg, "variant": MAIN_GAN}, gan_inputs, cost=cost["gan"] / div))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
                             {**base, "source": code["gan"], "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps},
                             (d_data, d_judge, d_gan), cost=cost["final"]))
@@ -525,6 +542,10 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                         stages.append(Stage(name, partial(stage_reuse, source=d_judge), {**ucfg, "reuse": "judge"},
                                             (d_judge,), unit=True, cost=0.1))
                         continue
+                    if row == "real" and fraction == 1.0 and seed == S + 1 and p.gan_r_init:
+                        stages.append(Stage(name, partial(stage_reuse, source=d_rinit), {**ucfg, "reuse": "r-init"},
+                                            (d_rinit,), unit=True, cost=0.1))
+                        continue
                     syn = d_syn if "synthetic" in row else None
                     inputs = (d_data, d_syn) if syn else (d_data,)
                     n_scale = scale + (p.n_synthetic / max(1, p.n_train) if syn else 0.0)
@@ -542,8 +563,8 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                     abl_cfg = {**base, **gan_cfg, "iterations": its, "eval_every": min(p.gan_eval_every, its),
                                "variant": {**MAIN_GAN, **variant}}
                     stages.append(Stage(f"{ds}/ablation/{group}={setting}",
-                                        partial(stage_gan, variant=variant, evaluate=True, iterations=its, **gan_common),
-                                        abl_cfg, (d_data, d_judge), unit=True,
+                                        partial(stage_gan, variant=variant, evaluate=True, iterations=its, **gan_train_common),
+                                        abl_cfg, gan_inputs, unit=True,
                                         cost=(cost["gan"] * its / p.gan_iterations / div + cost["final"])))
     return stages
 

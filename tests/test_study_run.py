@@ -220,3 +220,27 @@ def test_load_results_rejects_other_files(tmp_path):
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(UserError):
         load_results(tmp_path)
+
+
+def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_cfg):
+    """With gan_r_init the GAN (and every ablation) starts R from a real-only recognizer of seed S+1,
+    never from the judge (seed S); that grid unit reuses the r-init stage instead of retraining."""
+    from dataclasses import replace
+
+    cfg = replace(smoke_cfg, profile=replace(smoke_cfg.profile, gan_r_init=True))
+    stages = {s.name: s for s in plan_study(cfg, backend=None)}
+    assert stages["rimes-like/gan"].inputs == ("rimes-like/data", "rimes-like/judge", "rimes-like/r-init")
+    assert all("rimes-like/r-init" in s.inputs for n, s in stages.items() if "/ablation/" in n)
+    seen = []
+
+    class Recording(FakeBackend):
+        def train_gan(self, opts, resume):
+            seen.append(dict(opts))
+            return super().train_gan(opts, resume)
+
+    res = run_study(cfg, tmp_path / "s", backend=Recording(), **QUIET)
+    stage_of = lambda path: Path(path).parts[-3]    # noqa: E731  (…/stages/DATASET/STAGE/work/run)
+    assert seen and all(stage_of(o["r_init"]) == "r-init" and stage_of(o["judge"]) == "judge" for o in seen)
+    unit = json.loads((tmp_path / "s/stages/rimes-like/htr/real/f1/s1/stage.json").read_text())
+    assert unit["result"]["run"] == "stages/rimes-like/r-init/work/run" and unit["result"]["seed"] == 1
+    assert res["complete"]
