@@ -52,7 +52,7 @@ def _add_train_parser(htr) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (resumable)")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last.pt (exactly)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (CTC stays in float32)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA, or on a CPU with native bf16 (AVX-512 BF16 / AMX); CTC stays in float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA only)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -76,7 +76,7 @@ class HtrTrainConfig:
     max_train: int | None = None       # use a fixed random subset of N real training images
     resume: bool = False
     device: str = "cpu"
-    amp: bool = False                  # bf16 autocast on CUDA (CTC stays fp32)
+    amp: bool = False                  # bf16 autocast on CUDA, or on CPUs with native bf16 (CTC stays fp32)
     compile: bool = False              # torch.compile the training forward (CUDA; fixed batch shapes)
     grad_clip: float = 5.0             # max gradient L2 norm (0: off)
     eval_every: int = 0                # validate every N steps (0: at the end of every epoch)
@@ -423,7 +423,7 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile and dist.device.type == "cuda":
             self.net = torch.compile(self.net)
-        self.use_amp = cfg.amp and dist.device.type == "cuda"
+        self.use_amp = cfg.amp
         self.loss_acc = torch.full((), self.loss_pending, dtype=torch.float64,
                                    device=dist.device)          # summed on the device: no sync per step
         self.t_start = time.monotonic()
@@ -491,7 +491,7 @@ class Trainer:
             images = augment_batch(images, self.aug_gen)
         dev = self.dist.device
         images, targets, lengths = (t.to(dev, non_blocking=True) for t in (images, targets, lengths))
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_amp):
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.use_amp):
             log_probs = self.net(images)
         loss = ctc_loss(log_probs, targets, lengths)
         self.optimizer.zero_grad(set_to_none=True)

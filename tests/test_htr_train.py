@@ -155,6 +155,24 @@ def test_cosine_schedule_follows_the_step_and_resumes_exactly(data, tmp_path):
         cfg(data, tmp_path / "x", lr_schedule="cosine", lr_factor=0.5).validate()
 
 
+def test_amp_on_cpu_runs_the_network_in_bfloat16(data, tmp_path, monkeypatch):
+    """--amp on CPU: convolutions run in bf16 under autocast, the CTC loss stays float32, weights stay fp32."""
+    seen = {}
+    real_step = htr_train.Trainer.step
+
+    def step(self, rows):
+        if not seen:
+            self.model.encoder.conv1.register_forward_hook(lambda m, i, o: seen.setdefault("conv", o.dtype) and None)
+            self.model.register_forward_hook(lambda m, i, o: seen.setdefault("log_probs", o.dtype) and None)
+        return real_step(self, rows)
+
+    monkeypatch.setattr(htr_train.Trainer, "step", step)
+    run = train(cfg(data, tmp_path / "amp", amp=True, max_epochs=1))
+    assert seen == {"conv": torch.bfloat16, "log_probs": torch.float32}
+    w = weights(run / "last.pt")
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in w.values() if v.is_floating_point())
+
+
 def test_equal_cer_is_broken_by_validation_loss():
     state = initial_progress()
     assert is_improvement({"cer": 100.0, "loss": 5.0}, state)
