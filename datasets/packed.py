@@ -82,23 +82,23 @@ def _init_pack_worker(root: str) -> None:
     _WORKER_DS[:] = [load_dataset(root)]
 
 
+def _packed_row(ds: Dataset, i: int, height: int, width: int, direction: str) -> bytes | None:
+    """Preprocessed bytes of image i (None where the image does not fit the canvas)."""
+    canvas = fit_to_canvas(ds.load_image(i), height, width, direction)
+    return None if canvas is None else canvas.tobytes()
+
+
 def _pack_chunk(task: tuple[int, int, int, int, str]) -> list[bytes | None]:
     """Preprocessed bytes of images [start, stop) (None where the image does not fit)."""
     start, stop, height, width, direction = task
-    ds = _WORKER_DS[0]
-    out = []
-    for i in range(start, stop):
-        canvas = fit_to_canvas(ds.load_image(i), height, width, direction)
-        out.append(None if canvas is None else canvas.tobytes())
-    return out
+    return [_packed_row(_WORKER_DS[0], i, height, width, direction) for i in range(start, stop)]
 
 
 def _packed_rows(ds: Dataset, height: int, width: int, workers: int):
     """Yield (index, bytes or None) for every image in order, decoding in `workers` processes."""
     if workers <= 1:
         for i in range(len(ds)):
-            canvas = fit_to_canvas(ds.load_image(i), height, width, ds.meta.direction)
-            yield i, None if canvas is None else canvas.tobytes()
+            yield i, _packed_row(ds, i, height, width, ds.meta.direction)
         return
     tasks = [(a, min(a + PACK_CHUNK, len(ds)), height, width, ds.meta.direction) for a in range(0, len(ds), PACK_CHUNK)]
     method = "fork" if sys.platform.startswith("linux") else "spawn"

@@ -214,6 +214,8 @@ class GanTraining:
         resume_ckpt = self._check_run_dir()
         self._load_data()
         self._build()
+        if cfg.r_init and resume_ckpt is None:   # a resumed run has R's weights in last.pt
+            self._init_recognizer(cfg.r_init)
         self._fixed_material()
         self.iteration, self.elapsed = 0, 0.0
         self.best = {"metric": None, "score": None, "iteration": None}
@@ -270,8 +272,6 @@ class GanTraining:
         self.D = Discriminator(self.net_cfg).to(self.device)
         self.R = build_recognizer(self.alphabet.num_classes, cfg.height, cfg.htr_width_mult,
                                   rtl=self.meta.direction == "rtl").to(self.device)
-        if cfg.r_init:
-            self._init_recognizer(cfg.r_init)
         self.fast = self.device.type == "cuda"   # fused Adam, channels-last and compile: CUDA only
         if cfg.channels_last and self.fast:
             for module in (self.G, self.D, self.R):

@@ -423,7 +423,6 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile and dist.device.type == "cuda":
             self.net = torch.compile(self.net)
-        self.use_amp = cfg.amp
         self.loss_acc = torch.full((), self.loss_pending, dtype=torch.float64,
                                    device=dist.device)          # summed on the device: no sync per step
         self.t_start = time.monotonic()
@@ -491,7 +490,7 @@ class Trainer:
             images = augment_batch(images, self.aug_gen)
         dev = self.dist.device
         images, targets, lengths = (t.to(dev, non_blocking=True) for t in (images, targets, lengths))
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.use_amp):
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
             log_probs = self.net(images)
         loss = ctc_loss(log_probs, targets, lengths)
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,6 +1,7 @@
 """GAN training: the three updates, ablation switches, logs, resume, divergence guard, CLI options."""
 import argparse
 import json
+import shutil
 
 import pytest
 import torch
@@ -209,3 +210,8 @@ def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path):
         GanTraining(_cfg(data, tmp_path / "run1", r_init=str(rec), htr_width_mult=0.5))
     with pytest.raises(UserError, match="height 16 differs"):
         GanTraining(_cfg(data, tmp_path / "run2", r_init=str(rec), height=32))
+    # a resumed run takes R from its own last.pt: the r-init run may be gone by then
+    train(_cfg(data, tmp_path / "run3", r_init=str(rec), iterations=1, eval_every=1))
+    shutil.rmtree(rec)
+    resumed = train(_cfg(data, tmp_path / "run3", r_init=str(rec), iterations=2, eval_every=1, resume=True))
+    assert read_checkpoint(resumed / "last.pt")["iteration"] == 2
