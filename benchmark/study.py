@@ -35,15 +35,27 @@ STANDIN_KINDS = {"rimes-like": ("fr", "ltr"), "arabic-like": ("ar", "rtl")}
 IMPORT_FORMATS = ("rimes", "iam", "tsv", "khatt", "madcat")   # datasets.importers.FORMATS
 ROWS = ("real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic")
 SWEEP_ROWS = ("real", "real+synthetic")
-# The paper's ablation grid (Tables II–V). The model's own setting of each switch is the main GAN.
-ABLATIONS: dict[str, dict[str, dict | None]] = {
-    "alpha": {"none": {"alpha": None}, "0.1": {"alpha": 0.1},
-              "1": None, "10": {"alpha": 10.0}},
-    "loss": {"gan": {"loss": "gan"}, "lsgan": {"loss": "lsgan"}, "hinge": None},
-    "attention": {"without": {"attention": False}, "with": None},
-    "conditioning": {"linear": {"cond": "linear"}, "cbn": None},
-}
-MAIN_GAN = {"alpha": 1.0, "loss": "hinge", "attention": True, "cond": "cbn"}
+
+
+def main_gan(profile: Profile) -> dict:
+    """The main GAN's switches: the paper's, with the profile's conditioning (`gan_cond`) and,
+    when it is not SPEC's batch norm, D's normalisation (`gan_d_norm`)."""
+    extra = {"d_norm": profile.gan_d_norm} if profile.gan_d_norm != "bn" else {}
+    return {"alpha": 1.0, "loss": "hinge", "attention": True, "cond": profile.gan_cond, **extra}
+
+
+def ablation_grid(cond: str = "cbn") -> dict[str, dict[str, dict | None]]:
+    """The paper's ablation grid (Tables II–V): setting → overrides of the main GAN, None for the
+    main GAN's own setting. A main GAN with conditioning outside the paper's pair adds its row."""
+    conditioning: dict[str, dict | None] = {c: {"cond": c} for c in ("linear", "cbn")}
+    conditioning[cond] = None
+    return {
+        "alpha": {"none": {"alpha": None}, "0.1": {"alpha": 0.1}, "1": None, "10": {"alpha": 10.0}},
+        "loss": {"gan": {"loss": "gan"}, "lsgan": {"loss": "lsgan"}, "hinge": None},
+        "attention": {"without": {"attention": False}, "with": None},
+        "conditioning": conditioning,
+    }
+
 CODE_VERSION = "study-1"   # bump to invalidate every recorded stage after a semantic change
 _DS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -342,7 +354,7 @@ def _gan_opts(ctx, profile: Profile, data_dir: Path, judge_run: Path, seed: int,
         iterations=profile.gan_iterations, batch_size=profile.gan_batch, height=profile.height,
         width=profile.width, channel_mult=profile.gan_channel_mult, htr_width_mult=profile.htr_width_mult,
         eval_every=profile.gan_eval_every, judge=str(judge_run), fid_n=profile.fid_n, gs_n=profile.gs_n,
-        gs_reps=profile.gs_reps, **{**MAIN_GAN, **variant},
+        gs_reps=profile.gs_reps, **{**main_gan(profile), **variant},
     )
 
 
@@ -523,7 +535,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
             gan_inputs = (d_data, d_judge, d_rinit)
             gan_train_common["r_init_stage"] = d_rinit
         stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_train_common),
-                            {**base, **gan_cfg, "variant": MAIN_GAN}, gan_inputs, cost=cost["gan"] / div))
+                            {**base, **gan_cfg, "variant": main_gan(p)}, gan_inputs, cost=cost["gan"] / div))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
                             {**base, "source": code["gan"], "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps},
                             (d_data, d_judge, d_gan), cost=cost["final"]))
@@ -555,13 +567,13 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                                         ucfg, inputs, unit=True,
                                         cost=(cost["htr"] * n_scale + cost["eval"]) / div))
         if p.ablations and di == 0:
-            for group, settings in ABLATIONS.items():
+            for group, settings in ablation_grid(p.gan_cond).items():
                 for setting, variant in settings.items():
                     if variant is None:
                         continue
                     its = p.ablation_iterations or p.gan_iterations
                     abl_cfg = {**base, **gan_cfg, "iterations": its, "eval_every": min(p.gan_eval_every, its),
-                               "variant": {**MAIN_GAN, **variant}}
+                               "variant": {**main_gan(p), **variant}}
                     stages.append(Stage(f"{ds}/ablation/{group}={setting}",
                                         partial(stage_gan, variant=variant, evaluate=True, iterations=its, **gan_train_common),
                                         abl_cfg, gan_inputs, unit=True,
@@ -655,7 +667,7 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
                 sweep.append(point)
         if sweep:
             entry["sweep"] = sweep
-        abl = _ablations(ds, records)
+        abl = _ablations(ds, records, prof.get("gan_cond", "cbn"))
         if abl:
             entry["ablations"] = abl
         datasets[ds] = entry
@@ -680,11 +692,11 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
     return doc
 
 
-def _ablations(ds: str, records: dict[str, dict]) -> dict:
+def _ablations(ds: str, records: dict[str, dict], cond: str) -> dict:
     """Tables II–V: per switch, each setting's final FID/GS (the model's own setting is the main GAN)."""
     main = records.get(f"{ds}/gan-final", {}).get("result")
     out: dict = {}
-    for group, settings in ABLATIONS.items():
+    for group, settings in ablation_grid(cond).items():
         rows = []
         for setting, variant in settings.items():
             if variant is None:

@@ -8,12 +8,15 @@ from pathlib import Path
 
 from datasets.errors import UserError
 
+from .options import CONDITIONING, D_NORMS, LOSSES
+
 TRAIN_EPILOG = """\
 Paper settings (Alonso et al. 2019) are the defaults: 128x512 images, channel multiplier 1.0,
 batch 64, Adam lr 2e-4 betas (0, 0.999), hinge loss, alpha 1, self-attention, CBN conditioning.
 --profile smoke|quick|paper takes sizes and budgets from a study profile; explicit flags win.
 Ablations (paper Tables II-V): --alpha none|0.1|1|10, --loss gan|lsgan|hinge, --no-attention,
---cond cbn|linear.
+--cond cbn|linear. --cond aligned (not in the paper) lays the characters' codes out along
+the width so every column of G knows which character it draws.
 The run directory gets last.pt (full state; --resume continues it exactly, reusing the stored
 options unless given again), best.pt (best evaluation: FID with --judge, else readability CER),
 log.jsonl (one line per evaluation) and samples/iter_XXXXXX_{words,styles}.png.
@@ -50,9 +53,11 @@ def _register_train(g) -> None:
       "images of the same alphabet, height and --htr-width-mult); default: R from scratch, as the paper")
     a("--lr", type=float, help="Adam learning rate for all networks (default 2e-4)")
     a("--alpha", metavar="A", help="gradient balancing: none, or a positive number (default 1)")
-    a("--loss", choices=("hinge", "gan", "lsgan"), help="adversarial loss (default hinge)")
+    a("--loss", choices=LOSSES, help="adversarial loss (default hinge)")
     a("--no-attention", dest="attention", action="store_const", const=False, help="drop self-attention in G and D")
-    a("--cond", choices=("cbn", "linear"), help="inputs through CBN layers (default) or the first linear layer")
+    a("--cond", choices=CONDITIONING, help="inputs through CBN layers (default, paper), the first linear layer "
+      "(Table V), or per-column CBN aligned with the characters' positions ('aligned', not in the paper)")
+    a("--d-norm", choices=D_NORMS, help="D's normalisation: batch norm (default, SPEC) or none (spectral norm only)")
     a("--max-chars", type=int, metavar="N", help="longest word to generate (default: longest training label)")
     a("--eval-every", type=int, metavar="K", help="evaluate and checkpoint every K iterations (default 1000)")
     a("--sample-every", type=int, metavar="K", help="write sample grids every K iterations (default: --eval-every)")
@@ -75,7 +80,7 @@ def _register_train(g) -> None:
 FLAG_TO_FIELD = {
     "data": "data", "out": "out", "val": "val", "iterations": "iterations", "max_minutes": "max_minutes", "batch_size": "batch_size",
     "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult", "r_init": "r_init",
-    "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "max_chars": "max_chars",
+    "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "d_norm": "d_norm", "max_chars": "max_chars",
     "eval_every": "eval_every", "sample_every": "sample_every", "eval_words": "eval_words", "judge": "judge",
     "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile", "threads": "threads",
 }
@@ -87,7 +92,7 @@ def _profile_fields(name: str) -> dict:
     p = get_profile(name)
     return {"height": p.height, "width": p.width, "channel_mult": p.gan_channel_mult, "iterations": p.gan_iterations,
             "batch_size": p.gan_batch, "eval_every": p.gan_eval_every, "htr_width_mult": p.htr_width_mult,
-            "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps}
+            "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps, "cond": p.gan_cond, "d_norm": p.gan_d_norm}
 
 
 def train_config_from_args(args) -> "GanTrainConfig":

@@ -5,11 +5,11 @@ from dataclasses import dataclass, asdict, fields
 
 from datasets.errors import UserError
 
-from .losses import LOSSES
+from .options import CONDITIONING, D_NORMS, LOSSES
 
 # Fields that define what is being trained: a resumed run must agree on all of them.
 STRUCTURAL = ("data", "height", "width", "channel_mult", "htr_width_mult", "batch_size", "lr", "betas",
-              "grad_clip_d", "grad_clip_r", "alpha", "loss", "attention", "cond", "seed", "max_chars", "r_init")
+              "grad_clip_d", "grad_clip_r", "alpha", "loss", "attention", "cond", "d_norm", "seed", "max_chars", "r_init")
 
 
 @dataclass
@@ -34,7 +34,8 @@ class GanTrainConfig:
     alpha: float | None = 1.0              # gradient balancing α; None = plain sum ∇_D + ∇_R
     loss: str = "hinge"                    # 'hinge' | 'gan' | 'lsgan'
     attention: bool = True                 # self-attention in G and D
-    cond: str = "cbn"                      # 'cbn' | 'linear'
+    cond: str = "cbn"                      # 'cbn' (paper) | 'linear' (Table V) | 'aligned' (per-column, quick profile)
+    d_norm: str = "bn"                     # D's normalisation: 'bn' (SPEC §6) | 'none' (spectral norm only)
     max_chars: int | None = None           # longest word generated (default: longest training label)
     eval_every: int = 1000                 # evaluation + checkpoint period (iterations)
     sample_every: int | None = None        # sample-grid period (default: eval_every)
@@ -73,8 +74,10 @@ class GanTrainConfig:
             raise UserError("batch-size must be ≥ 2 (batch norm needs more than one image)")
         if self.loss not in LOSSES:
             raise UserError(f"loss {self.loss!r} must be one of {', '.join(LOSSES)}")
-        if self.cond not in ("cbn", "linear"):
-            raise UserError(f"cond {self.cond!r} must be 'cbn' or 'linear'")
+        if self.cond not in CONDITIONING:
+            raise UserError(f"cond {self.cond!r} must be one of {', '.join(CONDITIONING)}")
+        if self.d_norm not in D_NORMS:
+            raise UserError(f"d-norm {self.d_norm!r} must be one of {', '.join(D_NORMS)}")
         if self.alpha is not None and not self.alpha > 0:
             raise UserError(f"alpha must be > 0 or None (no balancing), got {self.alpha}")
         if not self.lr > 0:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from datasets.errors import UserError
 
-LOSSES = ("hinge", "gan", "lsgan")
+from .options import LOSSES
 
 
 def check_loss(kind: str) -> str:

@@ -24,12 +24,21 @@ Decisions where the paper is silent (SPEC §6):
     networks (after G's block n-3 and D's block 3, i.e. the paper's positions at n = 7).
     The noise keeps 16 values per chunk, so z has 16 × (n + 1) values (128 at n = 7).
     Filters and the CBN hidden layer are multiplied by `channel_mult` (at least 4 and 16).
+  * `d_norm='none'` drops D's batch norms (spectral norm only, as SAGAN/BigGAN). With batches
+    of one kind, batch norm re-centres every fake batch on its own statistics, so D cannot see a
+    shift shared by the whole batch (less ink, no diversity); measured in RESULTS "GAN".
   * D's first block does not normalise or activate the raw image (BigGAN-style first block);
     D's LeakyReLU slope is 0.2; D applies LeakyReLU before the spatial sum.
   * SAGAN attention: query/key with C/8 channels, value with C/2 channels, keys and values
     max-pooled 2×2, output 1×1 convolution, residual gain γ initialised to 0.
   * Conditioning ablation `cond='linear'` (paper Table V): the whole z and φ(s) enter the first
     linear layer; every block uses plain (affine) batch norm.
+  * `cond='aligned'` (not in the paper; an option, measured in RESULTS "GAN"): φ keeps the last
+    BiLSTM layer's output at every character, layer-normalised, and lays it out along the canvas
+    width, `char_px` pixels per character (the real data's median) from the writing side (LTR:
+    left, RTL: right; past the word's end a learned 'paper' vector). Every CBN layer pools this
+    map to its own width and predicts a gain and bias per column, so column x of every block
+    knows which character it draws; with one global vector G must learn a word's layout itself.
 """
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from datasets.errors import UserError
+
+from .options import CONDITIONING, D_NORMS
 
 G_FILTERS = (256, 128, 128, 64, 32, 16, 16)   # paper, G blocks 1..7
 D_FILTERS = (16, 16, 32, 64, 128, 128, 256)   # paper, D blocks 1..7
@@ -68,6 +79,9 @@ class NetConfig:
     lstm_hidden: int = 128        # φ's BiLSTM hidden size (per direction)
     lstm_layers: int = 4
     cbn_hidden: int = 512         # CBN hidden layer at channel_mult 1.0
+    char_px: float = 0.0          # cond='aligned': canvas pixels per character (from the real data)
+    rtl: bool = False             # cond='aligned': words start at the right edge of the canvas
+    d_norm: str = "bn"            # D's normalisation: 'bn' (SPEC) or 'none' (spectral norm only)
 
     def __post_init__(self):
         h, w = self.height, self.width
@@ -75,8 +89,12 @@ class NetConfig:
             raise UserError(f"GAN height {h} must be a power of two between {MIN_HEIGHT} and {MAX_HEIGHT}")
         if w != 4 * h:
             raise UserError(f"GAN width {w} must be 4 × height ({4 * h})")
-        if self.cond not in ("cbn", "linear"):
-            raise UserError(f"conditioning {self.cond!r} must be 'cbn' or 'linear'")
+        if self.cond not in CONDITIONING:
+            raise UserError(f"conditioning {self.cond!r} must be one of {', '.join(CONDITIONING)}")
+        if self.d_norm not in D_NORMS:
+            raise UserError(f"D normalisation {self.d_norm!r} must be one of {', '.join(D_NORMS)}")
+        if self.cond == "aligned" and not self.char_px > 0:
+            raise UserError(f"aligned conditioning needs char_px > 0, got {self.char_px}")
         if not self.channel_mult > 0:
             raise UserError(f"channel multiplier {self.channel_mult} must be positive")
         if self.num_symbols < 1:
@@ -126,22 +144,51 @@ class NetConfig:
 # ----------------------------------------------------------------------------------------------
 
 class WordEncoder(nn.Module):
-    """φ: characters → embedding 128 → 4-layer BiLSTM(128) → 256-d word vector."""
+    """φ: characters → embedding 128 → 4-layer BiLSTM(128) → word code.
+
+    'cbn' / 'linear': the 256-d word vector (B, 256). 'aligned': a (B, 256, width) map whose
+    column x holds the BiLSTM output of the character drawn there (see `char_columns`)."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
+        self.cfg = cfg
         # index 0 pads; character classes are the alphabet's CTC indices 1..num_symbols
         self.embed = nn.Embedding(cfg.num_symbols + 1, cfg.embed_dim, padding_idx=0)
         self.lstm = nn.LSTM(cfg.embed_dim, cfg.lstm_hidden, num_layers=cfg.lstm_layers,
                             bidirectional=True, batch_first=True)
+        if cfg.cond == "aligned":
+            self.paper = nn.Parameter(torch.zeros(cfg.word_dim))   # the code of columns past the word
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L) zero-padded class indices, lengths (B,) → φ(s) (B, 256)."""
+        """tokens (B, L) zero-padded class indices, lengths (B,) → φ(s)."""
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths.cpu(),
                                                    batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)
-        # h_n: (layers × 2, B, hidden); the last layer's forward and backward final states
-        return torch.cat([h_n[-2], h_n[-1]], dim=1)
+        out, (h_n, _) = self.lstm(packed)
+        if self.cfg.cond != "aligned":
+            # h_n: (layers × 2, B, hidden); the last layer's forward and backward final states
+            return torch.cat([h_n[-2], h_n[-1]], dim=1)
+        states, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)     # B × L × 256
+        # A deep LSTM's outputs start near zero (|h| ≈ 0.01 here), which leaves G blind to the word
+        # next to the unit-variance noise; normalising each character's code fixes its scale.
+        states = F.layer_norm(states, states.shape[-1:])
+        index, inside = char_columns(lengths.to(states.device), self.cfg.width, self.cfg.char_px, self.cfg.rtl)
+        index = index.clamp(max=states.shape[1] - 1)
+        cols = states.gather(1, index[:, :, None].expand(-1, -1, states.shape[2]))   # B × W × 256
+        cols = torch.where(inside[:, :, None], cols, self.paper.to(cols.dtype))
+        return cols.transpose(1, 2).contiguous()
+
+
+def char_columns(lengths: torch.Tensor, width: int, char_px: float, rtl: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which character each canvas column draws: (index (B, width) long, inside (B, width) bool).
+
+    Column x (centre x + ½, counted from the writing side) draws character ⌊(x + ½) / char_px⌋;
+    columns past the last character are outside the word."""
+    centres = torch.arange(width, device=lengths.device, dtype=torch.float32) + 0.5
+    index = torch.floor(centres / char_px).long()
+    if rtl:
+        index = index.flip(0)
+    index = index[None, :].expand(lengths.shape[0], -1)
+    return index, index < lengths[:, None]
 
 
 def encode_words(words: list[str], alphabet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +226,14 @@ class ConditionalBatchNorm(nn.Module):
         self.mlp = nn.Sequential(sn_linear(cond_dim, hidden), nn.ReLU(), sn_linear(hidden, 2 * channels))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        gain, bias = self.mlp(cond).chunk(2, dim=1)
-        return self.bn(x) * (1 + gain[:, :, None, None]) + bias[:, :, None, None]
+        """cond (B, D): one gain/bias per channel; cond (B, D, W'): one per channel and column,
+        W' average-pooled to x's width (aligned conditioning)."""
+        if cond.dim() == 2:
+            gain, bias = self.mlp(cond).chunk(2, dim=1)
+            return self.bn(x) * (1 + gain[:, :, None, None]) + bias[:, :, None, None]
+        cond = F.adaptive_avg_pool1d(cond, x.shape[-1])
+        gain, bias = self.mlp(cond.transpose(1, 2)).transpose(1, 2).chunk(2, dim=1)   # B × C × W
+        return self.bn(x) * (1 + gain[:, :, None, :]) + bias[:, :, None, :]
 
 
 class PlainBatchNorm(nn.BatchNorm2d):
@@ -232,13 +285,15 @@ class UpBlock(nn.Module):
 class DownBlock(nn.Module):
     """D's ResBlock: [BN → LeakyReLU → conv3×3 → BN → LeakyReLU → conv3×3 → avg-pool ×½]
     plus a shortcut (1×1 conv only when the channel count changes, then avg-pool).
-    `down=False` gives the plain ResBlock; `preact=False` skips the first BN/LeakyReLU."""
+    `down=False` gives the plain ResBlock; `preact=False` skips the first BN/LeakyReLU;
+    `norm=False` drops both batch norms (spectral norm only, as BigGAN's D)."""
 
-    def __init__(self, cin: int, cout: int, down: bool = True, preact: bool = True):
+    def __init__(self, cin: int, cout: int, down: bool = True, preact: bool = True, norm: bool = True):
         super().__init__()
         self.down, self.preact = down, preact
-        self.bn1 = nn.BatchNorm2d(cin) if preact else nn.Identity()
-        self.conv1, self.bn2, self.conv2 = sn_conv(cin, cout, 3), nn.BatchNorm2d(cout), sn_conv(cout, cout, 3)
+        bn = nn.BatchNorm2d if norm else (lambda c: nn.Identity())
+        self.bn1 = bn(cin) if preact else nn.Identity()
+        self.conv1, self.bn2, self.conv2 = sn_conv(cin, cout, 3), bn(cout), sn_conv(cout, cout, 3)
         self.shortcut = sn_conv(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,7 +317,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         filters = cfg.g_filters
         self.seed_channels = filters[0]
-        conditional = cfg.cond == "cbn"
+        conditional = cfg.cond in ("cbn", "aligned")
         fc_in = cfg.z_chunk if conditional else cfg.z_dim + cfg.word_dim
         self.fc = sn_linear(fc_in, self.seed_channels * 4)            # → C × 1 × 4
         cond_dim, hidden = cfg.z_chunk + cfg.word_dim, cfg.scaled(cfg.cbn_hidden, 16)
@@ -273,11 +328,14 @@ class Generator(nn.Module):
         self.out_conv = sn_conv(filters[-1], 1, 3)
 
     def forward(self, z: torch.Tensor, word: torch.Tensor) -> torch.Tensor:
-        """z (B, z_dim) noise, word (B, 256) = φ(s)."""
+        """z (B, z_dim) noise, word = φ(s): (B, 256), or (B, 256, width) for aligned conditioning."""
         chunks = z.split(self.cfg.z_chunk, dim=1)
         if self.cfg.cond == "cbn":
             h = self.fc(chunks[0])
             conds = [torch.cat([c, word], dim=1) for c in chunks[1:]]
+        elif self.cfg.cond == "aligned":
+            h = self.fc(chunks[0])
+            conds = [torch.cat([c[:, :, None].expand(-1, -1, word.shape[2]), word], dim=1) for c in chunks[1:]]
         else:
             h = self.fc(torch.cat([z, word], dim=1))
             conds = [None] * len(self.blocks)
@@ -301,9 +359,10 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         filters = cfg.d_filters
         cins = [1] + filters[:-1]
-        self.blocks = nn.ModuleList(DownBlock(ci, co, preact=(i > 0)) for i, (ci, co) in enumerate(zip(cins, filters)))
+        norm = cfg.d_norm == "bn"
+        self.blocks = nn.ModuleList(DownBlock(ci, co, preact=(i > 0), norm=norm) for i, (ci, co) in enumerate(zip(cins, filters)))
         self.attention = SelfAttention(filters[cfg.d_attention_after - 1]) if cfg.attention else None
-        self.plain = DownBlock(filters[-1], filters[-1], down=False)
+        self.plain = DownBlock(filters[-1], filters[-1], down=False, norm=norm)
         self.linear = sn_linear(filters[-1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ from .generate import grids_for, render, sample_z, to_u8
 from .losses import d_loss, g_loss
 from .networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, count_parameters, encode_words
 from .samples import save_png
-from .words import build_prior, ctc_frames_needed, ctc_targets, distinct_words, stored_prior
+from .words import build_prior, ctc_frames_needed, ctc_targets, distinct_words, estimate_char_px, stored_prior
 
 __all__ = ["GanTrainConfig", "TrainingDiverged", "train", "d_step", "r_step", "g_step"]
 
@@ -265,8 +265,14 @@ class GanTraining:
     def _build(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
+        layout = {}
+        if cfg.cond == "aligned":
+            packed = self.real.packed
+            layout = {"char_px": round(estimate_char_px(packed.images, packed.texts, self.meta.direction), 4),
+                      "rtl": self.meta.direction == "rtl"}
         self.net_cfg = NetConfig(num_symbols=len(self.alphabet.symbols), height=cfg.height, width=cfg.width,
-                                 channel_mult=cfg.channel_mult, attention=cfg.attention, cond=cfg.cond)
+                                 channel_mult=cfg.channel_mult, attention=cfg.attention, cond=cfg.cond,
+                                 d_norm=cfg.d_norm, **layout)
         self.phi = WordEncoder(self.net_cfg).to(self.device)
         self.G = Generator(self.net_cfg).to(self.device)
         self.D = Discriminator(self.net_cfg).to(self.device)

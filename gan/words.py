@@ -70,3 +70,27 @@ def distinct_words(prior, k: int, rng: np.random.Generator, tries: int = 20) -> 
             if len(out) == k:
                 return out
     return out
+
+
+INK_THRESHOLD = 128   # uint8 value below which a pixel counts as ink
+
+
+def estimate_char_px(images: np.ndarray, texts: list[str], direction: str, limit: int = 4000) -> float:
+    """Median canvas pixels per character of the real words: the inked extent from the writing
+    side (LTR: from the left edge, RTL: from the right edge) over the transcription length,
+    on up to `limit` evenly spaced images. The layout rule of aligned conditioning."""
+    n = len(texts)
+    if n == 0:
+        raise UserError("cannot estimate the character width of an empty dataset")
+    pick = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.int64))
+    ratios = []
+    for i in pick:
+        ink = np.flatnonzero((np.asarray(images[i]) < INK_THRESHOLD).any(axis=0))
+        if len(ink) == 0 or not texts[i]:
+            continue
+        width = images[i].shape[1]
+        extent = ink[-1] + 1 if direction == "ltr" else width - ink[0]
+        ratios.append(extent / len(texts[i]))
+    if not ratios:
+        raise UserError("no inked real image to estimate the character width from")
+    return float(np.median(ratios))

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from datasets.errors import UserError
-from gan.networks import (Discriminator, Generator, NetConfig, WordEncoder, build_recognizer,
+from gan.networks import (Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, char_columns,
                           count_parameters, encode_words)
+from gan.words import estimate_char_px
 from test_gan_data import TINY_ALPHABET
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,6 +60,71 @@ def test_ablation_networks(attention, cond):
     assert (G.attention is not None) == attention
     if cond == "linear":
         assert G.fc.in_features == cfg.z_dim + 256
+
+
+@pytest.mark.parametrize("height,mult", [(16, 0.25), (32, 0.5), (128, 1.0)])
+def test_aligned_conditioning_shapes(height, mult):
+    cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=height, width=4 * height, channel_mult=mult,
+                    cond="aligned", char_px=height / 3)
+    word, x, s = _forward(cfg)
+    assert word.shape == (2, 256, 4 * height)
+    assert x.shape == (2, 1, height, 4 * height) and s.shape == (2,)
+
+
+@pytest.mark.parametrize("rtl", [False, True])
+def test_aligned_map_places_each_character(rtl):
+    """Column x of φ's map holds the (layer-normalised) BiLSTM output of character
+    ⌊(x + ½) / char_px⌋ counted from the writing side, and the learned paper vector past the
+    word's end."""
+    cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=16, width=64, cond="aligned", char_px=5.0, rtl=rtl)
+    torch.manual_seed(0)
+    phi = WordEncoder(cfg).eval()
+    torch.nn.init.normal_(phi.paper)
+    tokens, lengths = encode_words(["des", "tres"], TINY_ALPHABET)
+    with torch.no_grad():
+        cols = phi(tokens, lengths)
+        states, _ = phi.lstm(phi.embed(tokens[1:]))          # "tres": the longest word, no padding
+        states = torch.nn.functional.layer_norm(states, states.shape[-1:])
+    order = range(64) if not rtl else range(63, -1, -1)      # columns from the writing side
+    for k, x in enumerate(order):
+        i = int((k + 0.5) // 5)
+        expected = states[0, i] if i < 4 else phi.paper
+        assert torch.allclose(cols[1, :, x], expected, atol=1e-5), (x, i)
+    index, inside = char_columns(lengths, 64, 5.0, rtl)
+    assert inside.sum(1).tolist() == [15, 20]                 # 3 and 4 characters × 5 px
+
+
+def test_char_px_is_estimated_from_the_inked_extent():
+    import numpy as np
+    images = np.full((3, 16, 64), 255, dtype=np.uint8)
+    images[0, :, 2:20] = 0       # "abc": ink up to column 19 → 20 px / 3 chars from the left
+    images[1, :, 0:30] = 0       # "abcde": 30 px / 5
+    images[2, :, 50:60] = 0      # "ab": 60 px / 2 from the left
+    assert estimate_char_px(images, ["abc", "abcde", "ab"], "ltr") == pytest.approx(20 / 3)
+    assert estimate_char_px(images, ["abc", "abcde", "ab"], "rtl") == pytest.approx(64 / 5)   # 62/3, 64/5, 14/2
+
+
+def test_discriminator_without_batch_norm():
+    """d_norm='none': no batch norm in D, so in training mode each image's score no longer
+    depends on the other images of its batch (with 'bn' it does)."""
+    from torch.nn.utils import parametrize
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 64)
+    scores = {}
+    for norm in ("bn", "none"):
+        D = Discriminator(NetConfig(num_symbols=12, height=16, width=64, channel_mult=0.25, d_norm=norm))
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules()) == (norm == "bn")
+        with torch.no_grad(), parametrize.cached():      # one spectral-norm power iteration for both calls
+            scores[norm] = D(x[:1]), D(x)[:1]
+    assert torch.allclose(*scores["none"], atol=1e-5)
+    assert not torch.allclose(*scores["bn"], atol=1e-3)
+    with pytest.raises(UserError, match="D normalisation"):
+        NetConfig(num_symbols=12, height=16, width=64, d_norm="layer")
+
+
+def test_aligned_conditioning_needs_a_character_width():
+    with pytest.raises(UserError, match="char_px"):
+        NetConfig(num_symbols=12, height=16, width=64, cond="aligned")
 
 
 def test_word_encoding_ignores_padding():

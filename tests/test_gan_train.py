@@ -49,7 +49,8 @@ def test_g_step_leaves_d_and_r_parameters_alone():
 
 
 @pytest.mark.parametrize("switch", [{"alpha": None}, {"alpha": 0.1}, {"alpha": 10.0}, {"loss": "gan"},
-                                    {"loss": "lsgan"}, {"attention": False}, {"cond": "linear"}])
+                                    {"loss": "lsgan"}, {"attention": False}, {"cond": "linear"},
+                                    {"cond": "aligned"}, {"d_norm": "none"}])
 def test_each_ablation_switch_trains(tiny, tmp_path, switch):
     run = train(_cfg(tiny, tmp_path / "run", iterations=1, eval_every=1, **switch))
     ckpt = read_checkpoint(run / "last.pt")
