@@ -176,6 +176,10 @@ def test_config_validation_errors_are_one_line(tmp_path):
     assert "n_trian" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "overrides": {"height": 24}}))
     assert "power of two" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"gan_cond": "film"}}))
+    assert "gan_cond" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"gan_d_norm": "layer"}}))
+    assert "gan_d_norm" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "overrides": {"fid_n": 100000}}))
     assert "fid_n" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "datasets": [{"name": "iam", "format": "iam", "path": str(tmp_path / "nope")}]}))
@@ -244,3 +248,26 @@ def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_
     unit = json.loads((tmp_path / "s/stages/rimes-like/htr/real/f1/s1/stage.json").read_text())
     assert unit["result"]["run"] == "stages/rimes-like/r-init/work/run" and unit["result"]["seed"] == 1
     assert res["complete"]
+
+
+def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cfg):
+    """gan_cond / gan_d_norm set the main GAN and every ablation; a conditioning outside the paper's
+    pair becomes Table V's "(ours)" row with cbn and linear as its ablations."""
+    from dataclasses import replace
+
+    cfg = replace(smoke_cfg, profile=replace(smoke_cfg.profile, gan_cond="aligned", gan_d_norm="none"))
+    stages = {s.name for s in plan_study(cfg, backend=None)}
+    assert {"rimes-like/ablation/conditioning=cbn", "rimes-like/ablation/conditioning=linear"} <= stages
+    seen = []
+
+    class Recording(FakeBackend):
+        def train_gan(self, opts, resume):
+            seen.append(dict(opts))
+            return super().train_gan(opts, resume)
+
+    res = run_study(cfg, tmp_path / "s", backend=Recording(), **QUIET)
+    assert seen and all(o["d_norm"] == "none" for o in seen)
+    conds = sorted(o["cond"] for o in seen)
+    assert conds.count("aligned") == len(seen) - 2 and {"cbn", "linear"} <= set(conds)
+    rows = [r["setting"] for r in res["datasets"]["rimes-like"]["ablations"]["conditioning"]]
+    assert rows == ["linear", "cbn", "aligned (ours)"]
