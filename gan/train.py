@@ -255,6 +255,12 @@ class GanTraining:
         from htr.model import GatedCRNN
         self.frames = GatedCRNN.num_frames(cfg.width)
         self.max_chars = int(cfg.max_chars or max(len(t) for t in texts))
+        self.layout = {}
+        if cfg.cond == "aligned":
+            # aligned codes place character i at [i·char_px, (i+1)·char_px): longer words would be cut
+            char_px = round(estimate_char_px(self.real.packed.images, texts, self.meta.direction), 4)
+            self.layout = {"char_px": char_px, "rtl": self.meta.direction == "rtl"}
+            self.max_chars = min(self.max_chars, max(1, int(cfg.width // char_px)))
         self.real_too_long = sum(ctc_frames_needed(t) > self.frames for t in texts)
         self.prior = build_prior(self.meta.language, self.alphabet, self.max_chars, self.frames, texts)
         self.dataset_info = {"name": self.meta.name, "language": self.meta.language, "direction": self.meta.direction,
@@ -265,14 +271,9 @@ class GanTraining:
     def _build(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        layout = {}
-        if cfg.cond == "aligned":
-            packed = self.real.packed
-            layout = {"char_px": round(estimate_char_px(packed.images, packed.texts, self.meta.direction), 4),
-                      "rtl": self.meta.direction == "rtl"}
         self.net_cfg = NetConfig(num_symbols=len(self.alphabet.symbols), height=cfg.height, width=cfg.width,
                                  channel_mult=cfg.channel_mult, attention=cfg.attention, cond=cfg.cond,
-                                 d_norm=cfg.d_norm, **layout)
+                                 d_norm=cfg.d_norm, **self.layout)
         self.phi = WordEncoder(self.net_cfg).to(self.device)
         self.G = Generator(self.net_cfg).to(self.device)
         self.D = Discriminator(self.net_cfg).to(self.device)
@@ -388,7 +389,7 @@ class GanTraining:
             self._log({"event": "resume" if self.iteration else "start", "iteration": self.iteration,
                        "device": str(self.device), "world_size": self.world, "amp": self.amp,
                        "dataset": {k: v for k, v in self.dataset_info.items() if k != "alphabet"},
-                       "max_chars": self.max_chars, "frames": self.frames, "real_words_too_long_for_ctc": self.real_too_long,
+                       "max_chars": self.max_chars, "frames": self.frames, **self.layout, "real_words_too_long_for_ctc": self.real_too_long,
                        "prior": {"source": self.prior.source, "words": len(self.prior)},
                        "parameters": self.parameter_counts()})
         if self.iteration >= cfg.iterations:

@@ -59,6 +59,16 @@ def test_each_ablation_switch_trains(tiny, tmp_path, switch):
         assert ckpt["train_config"][key] == value
 
 
+def test_aligned_run_generates_only_words_its_layout_holds(tiny, tmp_path):
+    """With aligned codes the longest generated word is capped at width // char_px characters."""
+    run = train(_cfg(tiny, tmp_path / "run", iterations=1, eval_every=1, cond="aligned"))
+    ckpt = read_checkpoint(run / "last.pt")
+    char_px = ckpt["net_config"]["char_px"]
+    assert char_px > 0 and ckpt["max_chars"] <= ckpt["train_config"]["width"] // char_px
+    start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+    assert start["char_px"] == char_px and start["rtl"] is False
+
+
 def test_run_directory_contents(tiny, tmp_path):
     run = train(_cfg(tiny, tmp_path / "run", iterations=2, eval_every=1, sample_every=2))
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
