@@ -57,7 +57,7 @@ PROFILES = {
     ),
     # quick: sized so that both datasets, every row and two seeds fit in under an hour on 2 CPU
     # cores, with each recognizer trained for up to ≈2,000 steps to leave the CTC blank
-    # plateau (measured: 46 min); see benchmark/RESULTS.md "Study".
+    # plateau (measured: 58 min 28 s); see benchmark/RESULTS.md "Study".
     "quick": Profile(
         name="quick", height=32, width=128, n_train=3000, n_val=300, n_test=400,
         gan_channel_mult=0.5, gan_iterations=1200, gan_batch=16, gan_eval_every=400,
