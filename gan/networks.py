@@ -330,15 +330,13 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, word: torch.Tensor) -> torch.Tensor:
         """z (B, z_dim) noise, word = φ(s): (B, 256), or (B, 256, width) for aligned conditioning."""
         chunks = z.split(self.cfg.z_chunk, dim=1)
-        if self.cfg.cond == "cbn":
-            h = self.fc(chunks[0])
-            conds = [torch.cat([c, word], dim=1) for c in chunks[1:]]
-        elif self.cfg.cond == "aligned":
-            h = self.fc(chunks[0])
-            conds = [torch.cat([c[:, :, None].expand(-1, -1, word.shape[2]), word], dim=1) for c in chunks[1:]]
-        else:
+        if self.cfg.cond == "linear":
             h = self.fc(torch.cat([z, word], dim=1))
             conds = [None] * len(self.blocks)
+        else:   # cbn, aligned: [chunk, φ(s)] per block; an aligned map gets the chunk in every column
+            h = self.fc(chunks[0])
+            spread = (lambda c: c) if word.dim() == 2 else (lambda c: c[:, :, None].expand(-1, -1, word.shape[2]))
+            conds = [torch.cat([spread(c), word], dim=1) for c in chunks[1:]]
         h = h.view(z.shape[0], self.seed_channels, 1, 4)
         for i, (block, cond) in enumerate(zip(self.blocks, conds), start=1):
             h = block(h, cond)

@@ -226,6 +226,18 @@ def test_load_results_rejects_other_files(tmp_path):
         load_results(tmp_path)
 
 
+def _run_recording_gan_options(cfg, out: Path) -> tuple[dict, list[dict]]:
+    """Run the study with the fake backend; return results.json and the options of every GAN run."""
+    seen: list[dict] = []
+
+    class Recording(FakeBackend):
+        def train_gan(self, opts, resume):
+            seen.append(dict(opts))
+            return super().train_gan(opts, resume)
+
+    return run_study(cfg, out, backend=Recording(), **QUIET), seen
+
+
 def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_cfg):
     """With gan_r_init the GAN (and every ablation) starts R from a real-only recognizer of seed S+1,
     never from the judge (seed S); that grid unit reuses the r-init stage instead of retraining."""
@@ -235,14 +247,7 @@ def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_
     stages = {s.name: s for s in plan_study(cfg, backend=None)}
     assert stages["rimes-like/gan"].inputs == ("rimes-like/data", "rimes-like/judge", "rimes-like/r-init")
     assert all("rimes-like/r-init" in s.inputs for n, s in stages.items() if "/ablation/" in n)
-    seen = []
-
-    class Recording(FakeBackend):
-        def train_gan(self, opts, resume):
-            seen.append(dict(opts))
-            return super().train_gan(opts, resume)
-
-    res = run_study(cfg, tmp_path / "s", backend=Recording(), **QUIET)
+    res, seen = _run_recording_gan_options(cfg, tmp_path / "s")
     stage_of = lambda path: Path(path).parts[-3]    # noqa: E731  (…/stages/DATASET/STAGE/work/run)
     assert seen and all(stage_of(o["r_init"]) == "r-init" and stage_of(o["judge"]) == "judge" for o in seen)
     unit = json.loads((tmp_path / "s/stages/rimes-like/htr/real/f1/s1/stage.json").read_text())
@@ -258,14 +263,7 @@ def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cf
     cfg = replace(smoke_cfg, profile=replace(smoke_cfg.profile, gan_cond="aligned", gan_d_norm="none"))
     stages = {s.name for s in plan_study(cfg, backend=None)}
     assert {"rimes-like/ablation/conditioning=cbn", "rimes-like/ablation/conditioning=linear"} <= stages
-    seen = []
-
-    class Recording(FakeBackend):
-        def train_gan(self, opts, resume):
-            seen.append(dict(opts))
-            return super().train_gan(opts, resume)
-
-    res = run_study(cfg, tmp_path / "s", backend=Recording(), **QUIET)
+    res, seen = _run_recording_gan_options(cfg, tmp_path / "s")
     assert seen and all(o["d_norm"] == "none" for o in seen)
     conds = sorted(o["cond"] for o in seen)
     assert conds.count("aligned") == len(seen) - 2 and {"cbn", "linear"} <= set(conds)
