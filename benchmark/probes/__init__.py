@@ -1,0 +1,1 @@
+"""Diagnostic probes (run as modules; results and commands in RESULTS.md)."""

@@ -1,0 +1,58 @@
+"""Diagnostic probes: the reader-transfer probe's glyph layout and a tiny end-to-end run."""
+import json
+
+import pytest
+import torch
+
+from benchmark.probes.reader_transfer import SUBCOLUMNS, GlyphBank, main
+from test_gan_data import make_tiny
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _bank(rtl: bool) -> GlyphBank:
+    bank = GlyphBank(num_classes=4, height=2, width=40, char_px=10.0, rtl=rtl)
+    with torch.no_grad():   # class c holds the value c/10 everywhere (tanh keeps the order)
+        bank.bank.copy_(torch.arange(4, dtype=torch.float32).view(4, 1, 1).expand(4, 2, SUBCOLUMNS) / 10)
+    return bank
+
+
+@pytest.mark.parametrize("rtl", [False, True])
+def test_glyph_bank_places_each_character_in_its_cell(rtl):
+    """Character i fills columns [10 i, 10 i + 10) from the writing side; the rest is white paper."""
+    img = _bank(rtl)(torch.tensor([[3, 1]]), torch.tensor([2]))[0, 0, 0]     # one row, 40 columns
+    if rtl:
+        img = img.flip(0)
+    expected = torch.tensor([0.3] * 10 + [0.1] * 10).tanh()
+    assert torch.allclose(img[:20], expected)
+    assert torch.equal(img[20:], torch.ones(20))
+
+
+def test_glyph_bank_sub_columns_run_across_the_cell():
+    """Within a cell the patch's sub-columns advance from the writing side."""
+    bank = _bank(False)
+    assert bank.sub[:10].tolist() == sorted(bank.sub[:10].tolist())
+    assert bank.sub[0] == 0 and bank.sub[9] == SUBCOLUMNS - 1
+    assert torch.equal(_bank(True).sub, bank.sub.flip(0))
+
+
+def test_probe_runs_end_to_end_and_reports_the_judge(tmp_path):
+    from htr.train import HtrTrainConfig, train as train_htr
+
+    data = make_tiny(tmp_path / "d", n=32)
+    rec = train_htr(HtrTrainConfig(train=str(data), val=str(data), out=str(tmp_path / "rec"), max_steps=2,
+                                   width_mult=0.25, batch_size=8, threads=1, show_progress=False))
+    out = tmp_path / "probe.json"
+    assert main(["--data", str(data), "--readers", f"{rec},{rec}", "--judge", str(rec), "--augment",
+                 "--iterations", "3", "--json", str(out), "--png", str(tmp_path / "p.png")]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["iteration"] for r in rows] == [3]
+    assert all(r[k] >= 0 for r in rows for k in ("ctc", "cer_reader", "cer_judge"))
+    assert (tmp_path / "p.png").is_file()
+
+
+def test_probe_refuses_a_missing_reader(tmp_path, capsys):
+    data = make_tiny(tmp_path / "d", n=8)
+    assert main(["--data", str(data), "--readers", str(tmp_path / "nope"), "--judge", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reader_transfer: error:")
