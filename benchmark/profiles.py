@@ -36,7 +36,7 @@ class Profile:
     htr_lr_factor: float = 1.0  # reduce-on-plateau factor after 2 validations without improvement (1: off)
     htr_lr_schedule: str = "constant"  # constant | cosine (to 0 over htr_max_epochs; excludes htr_lr_factor < 1)
     gan_r_init: bool = False    # start the GAN's R from a real-only recognizer (paper: False, R from scratch)
-    gan_cond: str = "cbn"       # G's conditioning: cbn (paper) | linear (Table V) | aligned (per-column, not in the paper)
+    gan_cond: str = "cbn"       # G's conditioning: cbn (paper) | linear (Table V) | aligned | spatial (not in the paper)
     gan_d_norm: str = "bn"      # D's normalisation: bn (SPEC §6) | none (spectral norm only)
     ablations: bool = False     # run the paper's ablation grid (Tables II–V)
     ablation_iterations: int | None = None  # GAN iterations of each ablation run (None: gan_iterations)

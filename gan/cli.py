@@ -16,7 +16,10 @@ batch 64, Adam lr 2e-4 betas (0, 0.999), hinge loss, alpha 1, self-attention, CB
 --profile smoke|quick|paper takes sizes and budgets from a study profile; explicit flags win.
 Ablations (paper Tables II-V): --alpha none|0.1|1|10, --loss gan|lsgan|hinge, --no-attention,
 --cond cbn|linear. --cond aligned (not in the paper) lays the characters' codes out along
-the width so every column of G knows which character it draws.
+the width so every column of G knows which character it draws; --cond spatial also gives each
+row its own CBN gain and bias. --readers and --r-augment (not in the paper) average R's CTC with
+other trained recognizers' on distorted fakes: one recognizer alone is fooled by patterns no
+other recognizer reads (RESULTS.md "GAN").
 The run directory gets last.pt (full state; --resume continues it exactly, reusing the stored
 options unless given again), best.pt (best evaluation: FID with --judge, else readability CER),
 log.jsonl (one line per evaluation) and samples/iter_XXXXXX_{words,styles}.png.
@@ -51,12 +54,17 @@ def _register_train(g) -> None:
     a("--htr-width-mult", type=float, metavar="M", help="recognizer R width multiplier (default 1.0)")
     a("--r-init", metavar="RUN", help="start R from this recognizer's weights (an `htr train` run trained on real "
       "images of the same alphabet, height and --htr-width-mult); default: R from scratch, as the paper")
+    a("--readers", metavar="RUN[,RUN...]", help="extra recognizers trained on real images of this alphabet and height: "
+      "frozen, their CTC on generated images is averaged with R's in G's update (not in the paper)")
+    a("--r-augment", action="store_const", const=True, help="distort generated images with the classic augmentations "
+      "before R and the readers in G's update (not in the paper)")
     a("--lr", type=float, help="Adam learning rate for all networks (default 2e-4)")
     a("--alpha", metavar="A", help="gradient balancing: none, or a positive number (default 1)")
     a("--loss", choices=LOSSES, help="adversarial loss (default hinge)")
     a("--no-attention", dest="attention", action="store_const", const=False, help="drop self-attention in G and D")
     a("--cond", choices=CONDITIONING, help="inputs through CBN layers (default, paper), the first linear layer "
-      "(Table V), or per-column CBN aligned with the characters' positions ('aligned', not in the paper)")
+      "(Table V), or CBN aligned with the characters' positions, per column ('aligned') or per pixel ('spatial'); "
+      "both not in the paper")
     a("--d-norm", choices=D_NORMS, help="D's normalisation: batch norm (default, SPEC) or none (spectral norm only)")
     a("--max-chars", type=int, metavar="N", help="longest word to generate (default: longest training label)")
     a("--eval-every", type=int, metavar="K", help="evaluate and checkpoint every K iterations (default 1000)")
@@ -80,6 +88,7 @@ def _register_train(g) -> None:
 FLAG_TO_FIELD = {
     "data": "data", "out": "out", "val": "val", "iterations": "iterations", "max_minutes": "max_minutes", "batch_size": "batch_size",
     "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult", "r_init": "r_init",
+    "readers": "readers", "r_augment": "r_augment",
     "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "d_norm": "d_norm", "max_chars": "max_chars",
     "eval_every": "eval_every", "sample_every": "sample_every", "eval_words": "eval_words", "judge": "judge",
     "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile", "threads": "threads",

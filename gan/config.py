@@ -9,7 +9,8 @@ from .options import CONDITIONING, D_NORMS, LOSSES
 
 # Fields that define what is being trained: a resumed run must agree on all of them.
 STRUCTURAL = ("data", "height", "width", "channel_mult", "htr_width_mult", "batch_size", "lr", "betas",
-              "grad_clip_d", "grad_clip_r", "alpha", "loss", "attention", "cond", "d_norm", "seed", "max_chars", "r_init")
+              "grad_clip_d", "grad_clip_r", "alpha", "loss", "attention", "cond", "d_norm", "seed", "max_chars", "r_init",
+              "readers", "r_augment")
 
 
 @dataclass
@@ -24,6 +25,8 @@ class GanTrainConfig:
     channel_mult: float = 1.0              # G/D filters × this (paper: 1.0)
     htr_width_mult: float = 1.0            # recognizer R's width multiplier
     r_init: str | None = None              # recognizer run/checkpoint whose weights start R (paper: None, R from scratch)
+    readers: list[str] | None = None       # extra frozen recognizers (trained on real images) whose CTC joins R's in G's step
+    r_augment: bool = False                # distort generated images (classic augmentation) before R and the readers
     batch_size: int = 64                   # images per batch, one kind per batch (paper: 64)
     iterations: int = 100_000              # training steps (paper: several hundred thousand)
     max_minutes: float | None = None       # stop earlier (evaluate, save, draw samples) after this much training time
@@ -34,7 +37,7 @@ class GanTrainConfig:
     alpha: float | None = 1.0              # gradient balancing α; None = plain sum ∇_D + ∇_R
     loss: str = "hinge"                    # 'hinge' | 'gan' | 'lsgan'
     attention: bool = True                 # self-attention in G and D
-    cond: str = "cbn"                      # 'cbn' (paper) | 'linear' (Table V) | 'aligned' (per-column, quick profile)
+    cond: str = "cbn"                      # 'cbn' (paper) | 'linear' (Table V) | 'aligned' (per-column) | 'spatial' (per-pixel)
     d_norm: str = "bn"                     # D's normalisation: 'bn' (SPEC §6) | 'none' (spectral norm only)
     max_chars: int | None = None           # longest word generated (default: longest training label)
     eval_every: int = 1000                 # evaluation + checkpoint period (iterations)
@@ -56,6 +59,9 @@ class GanTrainConfig:
     def __post_init__(self):
         if self.width is None:
             self.width = 4 * int(self.height)
+        if isinstance(self.readers, str):
+            self.readers = [r for r in self.readers.split(",") if r]
+        self.readers = list(self.readers) if self.readers else None
         self.betas = tuple(float(b) for b in self.betas)
         if self.sample_every is None:
             self.sample_every = self.eval_every

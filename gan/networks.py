@@ -39,6 +39,12 @@ Decisions where the paper is silent (SPEC §6):
     left, RTL: right; past the word's end a learned 'paper' vector). Every CBN layer pools this
     map to its own width and predicts a gain and bias per column, so column x of every block
     knows which character it draws; with one global vector G must learn a word's layout itself.
+  * `cond='spatial'` (not in the paper; measured in RESULTS "GAN"): as 'aligned', plus (a) each
+    character's code adds a layer-normalised projection of its embedding to the BiLSTM output
+    (at initialisation the BiLSTM codes of different characters are ≈ 0.99 cosine-similar), and
+    (b) every CBN layer predicts a gain and bias for each *row* of each column, so a character's
+    code shapes its glyph in two dimensions (SPADE-like; one per column leaves the vertical shape
+    to the convolutions).
 """
 from __future__ import annotations
 
@@ -52,7 +58,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from datasets.errors import UserError
 
-from .options import CONDITIONING, D_NORMS
+from .options import ALIGNED_CONDITIONING, CONDITIONING, D_NORMS
 
 G_FILTERS = (256, 128, 128, 64, 32, 16, 16)   # paper, G blocks 1..7
 D_FILTERS = (16, 16, 32, 64, 128, 128, 256)   # paper, D blocks 1..7
@@ -79,8 +85,8 @@ class NetConfig:
     lstm_hidden: int = 128        # φ's BiLSTM hidden size (per direction)
     lstm_layers: int = 4
     cbn_hidden: int = 512         # CBN hidden layer at channel_mult 1.0
-    char_px: float = 0.0          # cond='aligned': canvas pixels per character (from the real data)
-    rtl: bool = False             # cond='aligned': words start at the right edge of the canvas
+    char_px: float = 0.0          # aligned/spatial: canvas pixels per character (from the real data)
+    rtl: bool = False             # aligned/spatial: words start at the right edge of the canvas
     d_norm: str = "bn"            # D's normalisation: 'bn' (SPEC) or 'none' (spectral norm only)
 
     def __post_init__(self):
@@ -93,12 +99,17 @@ class NetConfig:
             raise UserError(f"conditioning {self.cond!r} must be one of {', '.join(CONDITIONING)}")
         if self.d_norm not in D_NORMS:
             raise UserError(f"D normalisation {self.d_norm!r} must be one of {', '.join(D_NORMS)}")
-        if self.cond == "aligned" and not self.char_px > 0:
-            raise UserError(f"aligned conditioning needs char_px > 0, got {self.char_px}")
+        if self.aligned and not self.char_px > 0:
+            raise UserError(f"{self.cond} conditioning needs char_px > 0, got {self.char_px}")
         if not self.channel_mult > 0:
             raise UserError(f"channel multiplier {self.channel_mult} must be positive")
         if self.num_symbols < 1:
             raise UserError("the alphabet is empty")
+
+    @property
+    def aligned(self) -> bool:
+        """φ(s) is a (B, 256, width) map of per-character codes ('aligned', 'spatial')."""
+        return self.cond in ALIGNED_CONDITIONING
 
     @property
     def n_blocks(self) -> int:
@@ -146,8 +157,8 @@ class NetConfig:
 class WordEncoder(nn.Module):
     """φ: characters → embedding 128 → 4-layer BiLSTM(128) → word code.
 
-    'cbn' / 'linear': the 256-d word vector (B, 256). 'aligned': a (B, 256, width) map whose
-    column x holds the BiLSTM output of the character drawn there (see `char_columns`)."""
+    'cbn' / 'linear': the 256-d word vector (B, 256). 'aligned' / 'spatial': a (B, 256, width)
+    map whose column x holds the code of the character drawn there (see `char_columns`)."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
@@ -156,21 +167,26 @@ class WordEncoder(nn.Module):
         self.embed = nn.Embedding(cfg.num_symbols + 1, cfg.embed_dim, padding_idx=0)
         self.lstm = nn.LSTM(cfg.embed_dim, cfg.lstm_hidden, num_layers=cfg.lstm_layers,
                             bidirectional=True, batch_first=True)
-        if cfg.cond == "aligned":
+        if cfg.aligned:
             self.paper = nn.Parameter(torch.zeros(cfg.word_dim))   # the code of columns past the word
+        if cfg.cond == "spatial":
+            self.identity = nn.Linear(cfg.embed_dim, cfg.word_dim)   # the character itself, beside its context
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """tokens (B, L) zero-padded class indices, lengths (B,) → φ(s)."""
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths.cpu(),
-                                                   batch_first=True, enforce_sorted=False)
+        embedded = self.embed(tokens)
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
-        if self.cfg.cond != "aligned":
+        if not self.cfg.aligned:
             # h_n: (layers × 2, B, hidden); the last layer's forward and backward final states
             return torch.cat([h_n[-2], h_n[-1]], dim=1)
         states, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)     # B × L × 256
         # A deep LSTM's outputs start near zero (|h| ≈ 0.01 here), which leaves G blind to the word
         # next to the unit-variance noise; normalising each character's code fixes its scale.
         states = F.layer_norm(states, states.shape[-1:])
+        if self.cfg.cond == "spatial":
+            ident = self.identity(embedded[:, : states.shape[1]])
+            states = states + F.layer_norm(ident, ident.shape[-1:])
         index, inside = char_columns(lengths.to(states.device), self.cfg.width, self.cfg.char_px, self.cfg.rtl)
         index = index.clamp(max=states.shape[1] - 1)
         cols = states.gather(1, index[:, :, None].expand(-1, -1, states.shape[2]))   # B × W × 256
@@ -218,22 +234,31 @@ def sn_linear(cin: int, cout: int) -> nn.Module:
 
 class ConditionalBatchNorm(nn.Module):
     """Batch norm whose per-channel gain and bias are predicted from the condition vector
-    (De Vries et al. 2017): cond → linear(hidden) → ReLU → linear(2C); gain = 1 + first half."""
+    (De Vries et al. 2017): cond → linear(hidden) → ReLU → linear(2C); gain = 1 + first half.
+    `rows > 0` (spatial conditioning): linear(2C · rows), a gain and bias per channel and row."""
 
-    def __init__(self, channels: int, cond_dim: int, hidden: int):
+    def __init__(self, channels: int, cond_dim: int, hidden: int, rows: int = 0):
         super().__init__()
+        self.channels, self.rows = channels, rows
         self.bn = nn.BatchNorm2d(channels, affine=False)
-        self.mlp = nn.Sequential(sn_linear(cond_dim, hidden), nn.ReLU(), sn_linear(hidden, 2 * channels))
+        self.mlp = nn.Sequential(sn_linear(cond_dim, hidden), nn.ReLU(), sn_linear(hidden, 2 * channels * max(1, rows)))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """cond (B, D): one gain/bias per channel; cond (B, D, W'): one per channel and column,
-        W' average-pooled to x's width (aligned conditioning)."""
+        W' average-pooled to x's width (aligned conditioning), or per channel, row and column
+        when built with `rows` (spatial conditioning; x must have that many rows)."""
         if cond.dim() == 2:
             gain, bias = self.mlp(cond).chunk(2, dim=1)
             return self.bn(x) * (1 + gain[:, :, None, None]) + bias[:, :, None, None]
         cond = F.adaptive_avg_pool1d(cond, x.shape[-1])
-        gain, bias = self.mlp(cond.transpose(1, 2)).transpose(1, 2).chunk(2, dim=1)   # B × C × W
-        return self.bn(x) * (1 + gain[:, :, None, :]) + bias[:, :, None, :]
+        out = self.mlp(cond.transpose(1, 2))                                          # B × W × 2C·rows
+        if not self.rows:
+            gain, bias = out.transpose(1, 2).chunk(2, dim=1)                          # B × C × W
+            return self.bn(x) * (1 + gain[:, :, None, :]) + bias[:, :, None, :]
+        if x.shape[2] != self.rows:
+            raise ValueError(f"spatial CBN built for {self.rows} rows, got a map of height {x.shape[2]}")
+        out = out.view(out.shape[0], out.shape[1], 2, self.channels, self.rows).permute(2, 0, 3, 4, 1)
+        return self.bn(x) * (1 + out[0]) + out[1]                                     # out[i]: B × C × rows × W
 
 
 class PlainBatchNorm(nn.BatchNorm2d):
@@ -267,13 +292,14 @@ class SelfAttention(nn.Module):
 
 class UpBlock(nn.Module):
     """G's ResBlock (paper Fig. 3): [CBN → ReLU → up ×2 → conv3×3 → CBN → ReLU → conv3×3]
-    plus a shortcut (up ×2, then 1×1 conv only when the channel count changes)."""
+    plus a shortcut (up ×2, then 1×1 conv only when the channel count changes).
+    `rows` > 0: spatial CBN for an input of that height (the second CBN sees twice as many)."""
 
-    def __init__(self, cin: int, cout: int, cond_dim: int, hidden: int, conditional: bool):
+    def __init__(self, cin: int, cout: int, cond_dim: int, hidden: int, conditional: bool, rows: int = 0):
         super().__init__()
-        norm = (lambda c: ConditionalBatchNorm(c, cond_dim, hidden)) if conditional else PlainBatchNorm
-        self.bn1, self.conv1 = norm(cin), sn_conv(cin, cout, 3)
-        self.bn2, self.conv2 = norm(cout), sn_conv(cout, cout, 3)
+        norm = (lambda c, r: ConditionalBatchNorm(c, cond_dim, hidden, r)) if conditional else (lambda c, r: PlainBatchNorm(c))
+        self.bn1, self.conv1 = norm(cin, rows), sn_conv(cin, cout, 3)
+        self.bn2, self.conv2 = norm(cout, 2 * rows), sn_conv(cout, cout, 3)
         self.shortcut = sn_conv(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -317,23 +343,24 @@ class Generator(nn.Module):
         self.cfg = cfg
         filters = cfg.g_filters
         self.seed_channels = filters[0]
-        conditional = cfg.cond in ("cbn", "aligned")
+        conditional = cfg.cond != "linear"
         fc_in = cfg.z_chunk if conditional else cfg.z_dim + cfg.word_dim
         self.fc = sn_linear(fc_in, self.seed_channels * 4)            # → C × 1 × 4
         cond_dim, hidden = cfg.z_chunk + cfg.word_dim, cfg.scaled(cfg.cbn_hidden, 16)
         cins = [self.seed_channels] + filters[:-1]
-        self.blocks = nn.ModuleList(UpBlock(ci, co, cond_dim, hidden, conditional) for ci, co in zip(cins, filters))
+        rows = [2 ** i if cfg.cond == "spatial" else 0 for i in range(len(filters))]   # block i's input height
+        self.blocks = nn.ModuleList(UpBlock(ci, co, cond_dim, hidden, conditional, r) for ci, co, r in zip(cins, filters, rows))
         self.attention = SelfAttention(filters[cfg.g_attention_after - 1]) if cfg.attention else None
         self.out_bn = nn.BatchNorm2d(filters[-1])
         self.out_conv = sn_conv(filters[-1], 1, 3)
 
     def forward(self, z: torch.Tensor, word: torch.Tensor) -> torch.Tensor:
-        """z (B, z_dim) noise, word = φ(s): (B, 256), or (B, 256, width) for aligned conditioning."""
+        """z (B, z_dim) noise, word = φ(s): (B, 256), or (B, 256, width) for aligned/spatial conditioning."""
         chunks = z.split(self.cfg.z_chunk, dim=1)
         if self.cfg.cond == "linear":
             h = self.fc(torch.cat([z, word], dim=1))
             conds = [None] * len(self.blocks)
-        else:   # cbn, aligned: [chunk, φ(s)] per block; an aligned map gets the chunk in every column
+        else:   # cbn, aligned, spatial: [chunk, φ(s)] per block; a code map gets the chunk in every column
             h = self.fc(chunks[0])
             spread = (lambda c: c) if word.dim() == 2 else (lambda c: c[:, :, None].expand(-1, -1, word.shape[2]))
             conds = [torch.cat([spread(c), word], dim=1) for c in chunks[1:]]

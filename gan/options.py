@@ -2,5 +2,7 @@
 before any work starts."""
 
 LOSSES = ("hinge", "gan", "lsgan")                 # adversarial losses (paper Table III)
-CONDITIONING = ("cbn", "linear", "aligned")        # cbn: paper; linear: Table V; aligned: per-column (not in the paper)
+CONDITIONING = ("cbn", "linear", "aligned", "spatial")   # cbn: paper; linear: Table V; aligned: per-column,
+                                                         # spatial: per-pixel (both not in the paper)
+ALIGNED_CONDITIONING = ("aligned", "spatial")            # φ lays the characters out along the width
 D_NORMS = ("bn", "none")                           # D's normalisation: bn (SPEC §6) or spectral norm only

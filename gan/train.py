@@ -48,6 +48,7 @@ from .checkpoint import BEST, FORMAT, LAST, VERSION, read_checkpoint, save_atomi
 from .config import STRUCTURAL, GanTrainConfig
 from .generate import grids_for, render, sample_z, to_u8
 from .losses import d_loss, g_loss
+from .options import ALIGNED_CONDITIONING
 from .networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, count_parameters, encode_words
 from .samples import save_png
 from .words import build_prior, ctc_frames_needed, ctc_targets, distinct_words, estimate_char_px, stored_prior
@@ -101,10 +102,12 @@ def r_step(R, opt, x_real, targets, target_lengths, clip: float, autocast=nullco
 
 
 def g_step(phi, G, D, R, opt, tokens, lengths, targets, z, alpha: float | None, loss: str,
-           autocast=nullcontext) -> dict[str, torch.Tensor]:
+           autocast=nullcontext, readers=(), augment=None) -> dict[str, torch.Tensor]:
     """One (G, φ) update from the balanced image gradients of D and R.
 
-    `D` and `R` are only differentiated w.r.t. the generated images (never their parameters)."""
+    `D` and `R` are only differentiated w.r.t. the generated images (never their parameters).
+    The R term is the mean CTC of R and the frozen `readers`, on `augment(x)` when given (a
+    differentiable distortion of the generated batch)."""
     from htr.model import ctc_loss
 
     opt.zero_grad(set_to_none=True)
@@ -114,9 +117,14 @@ def g_step(phi, G, D, R, opt, tokens, lengths, targets, z, alpha: float | None, 
     with autocast():
         adv = g_loss(loss, D(x))
     (grad_d,) = torch.autograd.grad(adv, x)
-    with autocast():
-        log_probs = R(x)
-    ctc = ctc_loss(log_probs, targets, lengths.to(log_probs.device))
+    x_read = augment(x) if augment is not None else x
+    target_lengths = lengths.to(x.device)
+    ctcs = []
+    for reader in (R, *readers):
+        with autocast():
+            log_probs = reader(x_read)
+        ctcs.append(ctc_loss(log_probs, targets, target_lengths))
+    ctc = torch.stack(ctcs).mean()
     (grad_r,) = torch.autograd.grad(ctc, x)
     total = grad_d.float() + balance_gradients(grad_d, grad_r, alpha)
     x_fake.backward(total.to(x_fake.dtype))
@@ -216,6 +224,7 @@ class GanTraining:
         self._build()
         if cfg.r_init and resume_ckpt is None:   # a resumed run has R's weights in last.pt
             self._init_recognizer(cfg.r_init)
+        self.readers = [self._load_reader(r) for r in cfg.readers or ()]
         self._fixed_material()
         self.iteration, self.elapsed = 0, 0.0
         self.best = {"metric": None, "score": None, "iteration": None}
@@ -256,8 +265,8 @@ class GanTraining:
         self.frames = GatedCRNN.num_frames(cfg.width)
         self.max_chars = int(cfg.max_chars or max(len(t) for t in texts))
         self.layout = {}
-        if cfg.cond == "aligned":
-            # aligned codes place character i at [i·char_px, (i+1)·char_px): longer words would be cut
+        if cfg.cond in ALIGNED_CONDITIONING:
+            # aligned/spatial codes place character i at [i·char_px, (i+1)·char_px): longer words would be cut
             char_px = round(estimate_char_px(self.real.packed.images, texts, self.meta.direction), 4)
             self.layout = {"char_px": char_px, "rtl": self.meta.direction == "rtl"}
             self.max_chars = min(self.max_chars, max(1, int(cfg.width // char_px)))
@@ -290,6 +299,7 @@ class GanTraining:
         self.opt_r = adam(self.R.parameters())
         self.rng = np.random.default_rng([cfg.seed, self.rank, 1])
         self.zgen = torch.Generator().manual_seed(_seed_int(cfg.seed, self.rank, 2))
+        self.augment_gen = torch.Generator().manual_seed(_seed_int(cfg.seed, self.rank, 3))
         self.sampler = RealSampler(len(self.real), cfg.batch_size, self.rng)
 
     def _init_recognizer(self, source: str) -> None:
@@ -298,15 +308,30 @@ class GanTraining:
 
         path = resolve(source)
         ckpt = read_htr(path, "cpu")
-        mc, cfg = ckpt["model_config"], self.cfg
-        checks = (("alphabet", ckpt.get("alphabet_fingerprint"), self.alphabet.fingerprint),
-                  ("height", mc.get("height"), cfg.height),
-                  ("width multiplier", float(mc.get("width_mult", 0)), float(cfg.htr_width_mult)),
-                  ("script direction", "rtl" if mc.get("rtl") else "ltr", self.meta.direction))
+        mc = ckpt["model_config"]
+        self._check_recognizer(f"--r-init {path}", ckpt.get("alphabet_fingerprint"), mc, same_width=True)
+        self.R.load_state_dict(ckpt["model"])
+
+    def _load_reader(self, source: str):
+        """A frozen extra reader for G's R term: trained on this alphabet, height and direction."""
+        from htr.checkpoint import load_recognizer
+
+        model, alphabet, info = load_recognizer(source, self.device)
+        self._check_recognizer(f"--readers {info['path']}", alphabet.fingerprint, info["model_config"], same_width=False)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.eval()
+
+    def _check_recognizer(self, where: str, fingerprint, model_config: dict, same_width: bool) -> None:
+        cfg = self.cfg
+        checks = [("alphabet", fingerprint, self.alphabet.fingerprint),
+                  ("height", model_config.get("height"), cfg.height),
+                  ("script direction", "rtl" if model_config.get("rtl") else "ltr", self.meta.direction)]
+        if same_width:
+            checks.append(("width multiplier", float(model_config.get("width_mult", 0)), float(cfg.htr_width_mult)))
         for what, theirs, ours in checks:
             if theirs != ours:
-                raise UserError(f"--r-init {path}: {what} {theirs!r} differs from this run's {ours!r}")
-        self.R.load_state_dict(ckpt["model"])
+                raise UserError(f"{where}: {what} {theirs!r} differs from this run's {ours!r}")
 
     def _fixed_material(self) -> None:
         """Evaluation words/noise, sample-grid words, FID/GS reference images, the judge."""
@@ -363,6 +388,11 @@ class GanTraining:
         dev = self.device
         return tokens.to(dev), lengths, targets.to(dev), z.to(dev)
 
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The classic distortions of `htr.augment`, differentiable, drawn from this run's stream."""
+        from htr.augment import augment_batch
+        return augment_batch(x, self.augment_gen)
+
     def step(self) -> torch.Tensor:
         """One training iteration; returns the tensor of LOSS_NAMES values."""
         cfg, dev = self.cfg, self.device
@@ -376,8 +406,9 @@ class GanTraining:
         loss_d = d_step(self.s_D, self.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast)
         loss_r = r_step(self.s_R, self.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast)
         tokens, flen, ftargets, z = self._fake_inputs()
+        augment = self._augment if cfg.r_augment else None
         g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, self.opt_g, tokens, flen, ftargets, z,
-                   cfg.alpha, cfg.loss, self.autocast)
+                   cfg.alpha, cfg.loss, self.autocast, self.readers, augment)
         return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"]]).float()
 
     # -- loop ----------------------------------------------------------------------------------
@@ -566,7 +597,7 @@ class GanTraining:
     # -- checkpoint state ----------------------------------------------------------------------
     def _local_state(self) -> dict:
         state = {"numpy": self.rng.bit_generator.state, "z": self.zgen.get_state(), "sampler": self.sampler.state(),
-                 "torch": torch.get_rng_state()}
+                 "torch": torch.get_rng_state(), "augment": self.augment_gen.get_state()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device).cpu()
         return state
@@ -607,6 +638,8 @@ class GanTraining:
             mine = ranks[self.rank]
             self.rng.bit_generator.state = mine["numpy"]
             self.zgen.set_state(mine["z"])
+            if "augment" in mine:
+                self.augment_gen.set_state(mine["augment"])
             self.sampler.load(mine["sampler"])
             torch.set_rng_state(mine["torch"])
             if self.device.type == "cuda" and "cuda" in mine:
@@ -614,6 +647,7 @@ class GanTraining:
         else:  # another world size: fresh, iteration-dependent streams (not bitwise-reproducible)
             self.rng = np.random.default_rng([self.cfg.seed, self.rank, 1, self.iteration])
             self.zgen = torch.Generator().manual_seed(_seed_int(self.cfg.seed, self.rank, 2, self.iteration))
+            self.augment_gen = torch.Generator().manual_seed(_seed_int(self.cfg.seed, self.rank, 3, self.iteration))
             self.sampler = RealSampler(len(self.real), self.cfg.batch_size, self.rng)
 
 

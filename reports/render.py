@@ -23,7 +23,7 @@ ROW_LABELS = {"real": "real only", "real+synthetic": "real + synthetic", "real+c
 ABLATION_TABLES = {"alpha": ("table2", "Table II: gradient balancing α"),
                    "loss": ("table3", "Table III: adversarial loss"),
                    "attention": ("table4", "Table IV: self-attention"),
-                   "conditioning": ("table5", "Table V: conditioning through CBN or the first linear layer (aligned: per-column CBN, not in the paper)")}
+                   "conditioning": ("table5", "Table V: conditioning through CBN or the first linear layer (aligned: per-column CBN, spatial: per-pixel CBN; not in the paper)")}
 
 
 @dataclass

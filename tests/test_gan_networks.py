@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from datasets.errors import UserError
-from gan.networks import (Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, char_columns,
+from gan.networks import (ConditionalBatchNorm, Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, char_columns,
                           count_parameters, encode_words)
 from gan.words import estimate_char_px
 from test_gan_data import TINY_ALPHABET
@@ -62,10 +62,11 @@ def test_ablation_networks(attention, cond):
         assert G.fc.in_features == cfg.z_dim + 256
 
 
+@pytest.mark.parametrize("cond", ["aligned", "spatial"])
 @pytest.mark.parametrize("height,mult", [(16, 0.25), (32, 0.5), (128, 1.0)])
-def test_aligned_conditioning_shapes(height, mult):
+def test_aligned_conditioning_shapes(height, mult, cond):
     cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=height, width=4 * height, channel_mult=mult,
-                    cond="aligned", char_px=height / 3)
+                    cond=cond, char_px=height / 3)
     word, x, s = _forward(cfg)
     assert word.shape == (2, 256, 4 * height)
     assert x.shape == (2, 1, height, 4 * height) and s.shape == (2,)
@@ -122,9 +123,46 @@ def test_discriminator_without_batch_norm():
         NetConfig(num_symbols=12, height=16, width=64, d_norm="layer")
 
 
-def test_aligned_conditioning_needs_a_character_width():
-    with pytest.raises(UserError, match="char_px"):
-        NetConfig(num_symbols=12, height=16, width=64, cond="aligned")
+@pytest.mark.parametrize("cond", ["aligned", "spatial"])
+def test_aligned_conditioning_needs_a_character_width(cond):
+    with pytest.raises(UserError, match=f"{cond} conditioning needs char_px"):
+        NetConfig(num_symbols=12, height=16, width=64, cond=cond)
+
+
+def test_spatial_cbn_gives_every_row_of_every_column_its_own_gain_and_bias():
+    """rows > 0: the condition map sets one gain and bias per channel, row and column; the
+    gain/bias of column x depend on column x's code only."""
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm(channels=3, cond_dim=5, hidden=8, rows=4).eval()
+    x = torch.zeros(2, 3, 4, 6)                      # BN(0) = 0 in eval mode: the output is the bias
+    cond = torch.randn(2, 5, 6)
+    with torch.no_grad():
+        out = cbn(x, cond)
+        changed = cond.clone()
+        changed[:, :, 2] += 1.0
+        out2 = cbn(x, changed)
+    assert out.shape == (2, 3, 4, 6)
+    assert not torch.allclose(out[:, :, 0], out[:, :, 1])               # rows differ
+    assert torch.equal(out2[..., [0, 1, 3, 4, 5]], out[..., [0, 1, 3, 4, 5]])
+    assert not torch.allclose(out2[..., 2], out[..., 2])
+    with pytest.raises(ValueError, match="4 rows"):
+        cbn(torch.zeros(2, 3, 8, 6), cond)
+
+
+def test_spatial_codes_add_the_character_identity():
+    """'spatial' φ: the layer-normalised BiLSTM code plus a layer-normalised projection of the
+    character's embedding, so two characters in the same context differ far more than with
+    'aligned' (whose codes start ≈ 0.99 cosine-similar)."""
+    def similarity(cond):
+        torch.manual_seed(0)
+        cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=16, width=64, cond=cond, char_px=5.0)
+        phi = WordEncoder(cfg).eval()
+        tokens, lengths = encode_words(["des", "tes"], TINY_ALPHABET)
+        with torch.no_grad():
+            cols = phi(tokens, lengths)
+        return torch.nn.functional.cosine_similarity(cols[0, :, 2], cols[1, :, 2], dim=0).item()   # 'd' vs 't'
+    assert similarity("aligned") > 0.9
+    assert similarity("spatial") < similarity("aligned") - 0.2
 
 
 def test_word_encoding_ignores_padding():

@@ -50,7 +50,7 @@ def test_g_step_leaves_d_and_r_parameters_alone():
 
 @pytest.mark.parametrize("switch", [{"alpha": None}, {"alpha": 0.1}, {"alpha": 10.0}, {"loss": "gan"},
                                     {"loss": "lsgan"}, {"attention": False}, {"cond": "linear"},
-                                    {"cond": "aligned"}, {"d_norm": "none"}])
+                                    {"cond": "aligned"}, {"cond": "spatial"}, {"d_norm": "none"}])
 def test_each_ablation_switch_trains(tiny, tmp_path, switch):
     run = train(_cfg(tiny, tmp_path / "run", iterations=1, eval_every=1, **switch))
     ckpt = read_checkpoint(run / "last.pt")
@@ -226,3 +226,64 @@ def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path):
     shutil.rmtree(rec)
     resumed = train(_cfg(data, tmp_path / "run3", r_init=str(rec), iterations=2, eval_every=1, resume=True))
     assert read_checkpoint(resumed / "last.pt")["iteration"] == 2
+
+
+def test_g_step_averages_r_with_frozen_readers_on_distorted_images():
+    """The R term is the mean CTC of R and the readers; readers and R get no parameter gradient;
+    with `augment` the CTC is taken on the distorted batch and still reaches G."""
+    from htr.augment import augment_batch
+    from htr.model import ctc_loss
+    torch.manual_seed(0)
+    cfg = NetConfig(num_symbols=12, height=16, width=64, channel_mult=0.25, cond="spatial", char_px=8.0)
+    phi, G, D = WordEncoder(cfg), Generator(cfg), Discriminator(cfg)
+    R = build_recognizer(TINY_ALPHABET.num_classes, 16, 0.25)
+    reader = build_recognizer(TINY_ALPHABET.num_classes, 16, 0.25).eval()
+    opt = torch.optim.Adam(list(phi.parameters()) + list(G.parameters()), lr=2e-4, betas=(0.0, 0.999))
+    words = ["le", "des", "mot", "tres"]
+    tokens, lengths = encode_words(words, TINY_ALPHABET)
+    targets = torch.cat([torch.tensor(TINY_ALPHABET.encode(w)) for w in words])
+    z = torch.randn(4, cfg.z_dim)
+    state = {k: v.clone() for k, v in G.state_dict().items()}, {k: v.clone() for k, v in phi.state_dict().items()}
+
+    def run(readers=(), augment=None):
+        G.load_state_dict(state[0]), phi.load_state_dict(state[1])
+        return g_step(phi, G, D, R, opt, tokens, lengths, targets, z, 1.0, "hinge", readers=readers, augment=augment)
+
+    alone, with_itself = run(), run(readers=(R,))
+    assert torch.allclose(alone["loss_g_ctc"], with_itself["loss_g_ctc"])
+    pair = run(readers=(reader,))
+    own = run(readers=())
+    with torch.no_grad():
+        G.load_state_dict(state[0]), phi.load_state_dict(state[1])
+        x = G(z, phi(tokens, lengths))
+        expected = (ctc_loss(R(x), targets, lengths) + ctc_loss(reader(x), targets, lengths)) / 2
+    assert torch.allclose(pair["loss_g_ctc"], expected, atol=1e-5) and not torch.allclose(pair["loss_g_ctc"], own["loss_g_ctc"])
+    assert all(p.grad is None for m in (R, reader) for p in m.parameters())
+    seen = []
+    distorted = run(readers=(reader,), augment=lambda x: seen.append(x) or augment_batch(x, torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        xa = augment_batch(seen[0].detach(), torch.Generator().manual_seed(1))
+        expected = (ctc_loss(R(xa), targets, lengths) + ctc_loss(reader(xa), targets, lengths)) / 2
+    assert len(seen) == 1 and not torch.equal(xa, seen[0])
+    assert torch.allclose(distorted["loss_g_ctc"], expected, atol=1e-5)
+    assert torch.isfinite(distorted["grad_norm_r"]) and distorted["grad_norm_r"] > 0
+
+
+def test_readers_join_training_resume_exactly_and_refuse_mismatches(tmp_path):
+    """--readers / --r-augment: a run resumes bitwise (the distortion stream is saved); a reader of
+    another height is a one-line error before training."""
+    from htr.train import HtrTrainConfig, train as train_htr
+
+    data = make_tiny(tmp_path / "d", n=32)
+    rec = train_htr(HtrTrainConfig(train=str(data), val=str(data), out=str(tmp_path / "rec"), max_steps=2,
+                                   width_mult=0.25, batch_size=8, threads=1, show_progress=False))
+    opts = dict(readers=[str(rec)], r_augment=True, cond="spatial")
+    straight = train(_cfg(data, tmp_path / "a", iterations=4, eval_every=2, **opts))
+    train(_cfg(data, tmp_path / "b", iterations=2, eval_every=2, **opts))
+    resumed = train(_cfg(data, tmp_path / "b", iterations=4, eval_every=2, resume=True, **opts))
+    (ia, a), (ib, b) = _all_state(straight), _all_state(resumed)
+    assert ia == ib == 4
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_checkpoint(straight / "last.pt")["train_config"]["readers"] == [str(rec)]
+    with pytest.raises(UserError, match=r"--readers .*height 16 differs from this run's 32"):
+        GanTraining(_cfg(data, tmp_path / "c", height=32, **opts))

@@ -1,7 +1,8 @@
 """Probe: does a recognizer's CTC gradient teach letters that an independent judge can read?
 
     python -m benchmark.probes.reader_transfer --data TRAIN_DIR --readers RUN[,RUN...] --judge RUN
-        [--model glyphs|generator] [--augment] [--iterations 600] [--lr L] [--seed 0] [--threads 1]
+        [--model glyphs|generator] [--cond aligned|spatial] [--augment] [--iterations 600] [--lr L]
+        [--seed 0] [--threads 1]
         [--json FILE] [--png FILE]
 
 No discriminator: images are optimised for the mean CTC loss of the frozen `--readers` (eval
@@ -11,8 +12,8 @@ mode) on words drawn from p_w, laid out like `gan train --cond aligned` (charact
 * `--model glyphs` — the freest model: one learnable 16-column patch per character class,
   stretched over that character's cell (default lr 0.05). It shows what the readers' gradient
   alone can teach when nothing constrains the pixels.
-* `--model generator` — φ and G of the suite with aligned conditioning (Adam 2e-4, β₁ 0, batch
-  16, as `gan train`), the same objective: how fast G itself can learn from it.
+* `--model generator` — φ and G of the suite (quick sizes, `--cond aligned` or `spatial`; Adam
+  2e-4, β₁ 0, batch 16, as `gan train`), the same objective: how fast G itself learns from it.
 * `--augment` applies the classic distortions of `htr.augment` (differentiable) to every batch
   before the readers (expectation over transformations).
 
@@ -36,6 +37,7 @@ from datasets.errors import UserError
 from datasets.format import load_dataset
 from datasets.packed import load_packed
 from gan.generate import sample_z
+from gan.options import ALIGNED_CONDITIONING
 from gan.networks import Generator, NetConfig, WordEncoder, char_columns, encode_words
 from gan.words import build_prior, ctc_targets, estimate_char_px
 from htr.augment import augment_batch
@@ -66,7 +68,7 @@ class GlyphBank(torch.nn.Module):
 
 
 class AlignedGenerator(torch.nn.Module):
-    """φ and G of `gan train --cond aligned`, with a fixed noise stream."""
+    """φ and G of `gan train --cond aligned|spatial`, with a fixed noise stream."""
 
     def __init__(self, cfg: NetConfig, seed: int):
         super().__init__()
@@ -100,7 +102,7 @@ def run(args) -> dict:
         opt = torch.optim.Adam(model.parameters(), lr=args.lr or 0.05)
     else:
         cfg = NetConfig(num_symbols=len(alphabet.symbols), height=height, width=width, channel_mult=0.5,
-                        cond="aligned", char_px=char_px, rtl=rtl)
+                        cond=args.cond, char_px=char_px, rtl=rtl)
         model = AlignedGenerator(cfg, args.seed)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr or 2e-4, betas=(0.0, 0.999))
     rng, agen = np.random.default_rng(args.seed), torch.Generator().manual_seed(args.seed + 2)
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readers", required=True, metavar="RUN[,RUN...]", help="frozen recognizers whose mean CTC is minimised")
     p.add_argument("--judge", required=True, metavar="RUN", help="independent recognizer that reads the result")
     p.add_argument("--model", choices=("glyphs", "generator"), default="glyphs")
+    p.add_argument("--cond", choices=ALIGNED_CONDITIONING, default="aligned", help="G's conditioning (--model generator)")
     p.add_argument("--augment", action="store_true", help="classic distortions before the readers")
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--lr", type=float, help="Adam lr (default 0.05 glyphs, 2e-4 generator)")
