@@ -56,5 +56,6 @@ $HTRAUG gan train --data "$DATA/train" --out "$OUT/gan" --profile quick --cond s
     --htr-width-mult 1.0 --r-init "$OUT/reader1" --readers "$OUT/reader2,$OUT/reader3" --r-augment \
     --alpha none --judge "$OUT/judge" --iterations "$GAN_ITERATIONS" --eval-every 300 --fid-n 300 \
     --gs-n 0 --threads "$THREADS" "${resume[@]}"
-$HTRAUG htr eval --model "$OUT/judge" --data "$DATA/test" --json > "$OUT/judge_test.json"
+$HTRAUG htr eval --model "$OUT/judge" --data "$DATA/test" --json > "$OUT/.judge_test.json.tmp"
+mv "$OUT/.judge_test.json.tmp" "$OUT/judge_test.json"
 echo "readable GAN: $OUT/gan (log: $OUT/gan/log.jsonl, samples: $OUT/gan/samples/)"

@@ -250,14 +250,12 @@ class ConditionalBatchNorm(nn.Module):
         if cond.dim() == 2:
             gain, bias = self.mlp(cond).chunk(2, dim=1)
             return self.bn(x) * (1 + gain[:, :, None, None]) + bias[:, :, None, None]
+        if self.rows and x.shape[2] != self.rows:
+            raise ValueError(f"spatial CBN built for {self.rows} rows, got a map of height {x.shape[2]}")
         cond = F.adaptive_avg_pool1d(cond, x.shape[-1])
         out = self.mlp(cond.transpose(1, 2))                                          # B × W × 2C·rows
-        if not self.rows:
-            gain, bias = out.transpose(1, 2).chunk(2, dim=1)                          # B × C × W
-            return self.bn(x) * (1 + gain[:, :, None, :]) + bias[:, :, None, :]
-        if x.shape[2] != self.rows:
-            raise ValueError(f"spatial CBN built for {self.rows} rows, got a map of height {x.shape[2]}")
-        out = out.view(out.shape[0], out.shape[1], 2, self.channels, self.rows).permute(2, 0, 3, 4, 1)
+        # one row (aligned) broadcasts over x's height; `rows` rows (spatial) give one per row
+        out = out.view(out.shape[0], out.shape[1], 2, self.channels, max(1, self.rows)).permute(2, 0, 3, 4, 1)
         return self.bn(x) * (1 + out[0]) + out[1]                                     # out[i]: B × C × rows × W
 
 

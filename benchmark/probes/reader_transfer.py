@@ -43,7 +43,7 @@ from gan.words import build_prior, ctc_targets, estimate_char_px
 from htr.augment import augment_batch
 from htr.checkpoint import load_recognizer
 from htr.evaluate import recognize
-from htr.model import ctc_loss
+from htr.model import GatedCRNN, ctc_loss
 
 EVAL_WORDS, BATCH, SUBCOLUMNS = 128, 16, 16
 
@@ -94,8 +94,8 @@ def run(args) -> dict:
     width = 4 * height
     packed = load_packed(ds, height, width, False)
     char_px = estimate_char_px(packed.images, list(packed.texts), direction)
-    frames = width // 4
-    prior = build_prior(ds.meta.language, alphabet, max(1, int(width // char_px)), frames, list(packed.texts))
+    prior = build_prior(ds.meta.language, alphabet, max(1, int(width // char_px)), GatedCRNN.num_frames(width),
+                        list(packed.texts))
     rtl = direction == "rtl"
     if args.model == "glyphs":
         model = GlyphBank(alphabet.num_classes, height, width, char_px, rtl)
@@ -135,7 +135,7 @@ def run(args) -> dict:
         from gan.samples import save_png
         from gan.generate import to_u8
         save_png(np.concatenate(list(to_u8(images[:12])), axis=0), Path(args.png))
-    return {"config": {k: v for k, v in vars(args).items()}, "char_px": char_px, "rows": rows}
+    return {"config": vars(args), "char_px": char_px, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
