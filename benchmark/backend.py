@@ -71,6 +71,19 @@ class RealBackend:
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.show_progress = show_progress
 
+    def preload(self) -> None:
+        """Import the builders, trainers and metrics and run one tiny recognizer step on one
+        thread, so that forked workers start warm (about a second each otherwise). One thread
+        keeps the parent free of an OpenMP pool, which must not cross a fork."""
+        import datasets.build, datasets.importers, htr.train, htr.evaluate, gan.train, gan.generate  # noqa: F401,E401
+        import benchmark.metrics.registry  # noqa: F401
+        import torch
+        from htr.model import GatedCRNN, ctc_loss
+        torch.set_num_threads(1)
+        model = GatedCRNN(3, 16, 0.25)
+        loss = ctc_loss(model(torch.zeros(2, 1, 16, 16)), torch.tensor([1, 2]), torch.tensor([1, 1]))
+        loss.backward()
+
     # ---- data ----------------------------------------------------------------------------
     def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed, **options):
         from datasets.build import build_standin

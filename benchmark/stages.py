@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 import hashlib
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 from pathlib import Path
 import re
@@ -236,6 +238,131 @@ class StageRunner:
             done_cost += st.cost
             self.log(f"{prefix}: done in {format_seconds(elapsed)} (elapsed {format_seconds(time.monotonic() - t_start)})")
         return {n: self.results[n] for n in order}
+
+    # ---- parallel execution ------------------------------------------------------------
+    def run_parallel(self, targets: Iterable[str] | None = None, jobs: int = 2, threads: int | None = None,
+                     heartbeat: float = 60.0) -> dict[str, dict]:
+        """Run like `run`, but up to `jobs` independent stages at once, each in a forked worker.
+
+        The parent only schedules: ready stages (all inputs done) start in order of their longest
+        remaining chain of projected cost (the GAN chain before grid units), ties in plan order.
+        A worker sets `threads` torch CPU threads, runs the stage exactly as `run` would (same
+        lock, work dir, resume and marker), and exits; the parent reads its result back from the
+        marker. A failing worker stops new launches; running ones finish, then its error is raised.
+        Every `heartbeat` seconds without a finished stage, one line names the running stages.
+        """
+        if jobs <= 1:
+            return self.run(targets)
+        order = self.closure(list(targets) if targets is not None else list(self.stages))
+        index = {n: i for i, n in enumerate(order)}
+        for name in order:
+            self.hashes[name] = self.compute_hash(name)
+        chain = self._critical_path(order)
+        width = len(str(len(order)))
+        pending: list[str] = []
+        for name in order:
+            marker = self.read_marker(name)
+            if marker and marker.get("hash") == self.hashes[name]:
+                self.results[name] = marker.get("result", {})
+                self.timings[name] = float(marker.get("seconds", 0.0))
+                self.status[name] = "skipped"
+                self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: up to date, skipped")
+            else:
+                pending.append(name)
+        total = sum(self.stages[n].cost for n in pending) or 1.0
+        left = total
+        t_start = time.monotonic()
+        ctx = multiprocessing.get_context("fork")
+        running: dict[object, tuple[str, object, float]] = {}   # sentinel → (name, process, start)
+        failure: str | None = None
+        while pending or running:
+            ready = [n for n in pending if all(d in self.results for d in self.stages[n].inputs)]
+            ready.sort(key=lambda n: (-chain[n], index[n]))
+            while failure is None and ready and len(running) < jobs:
+                name = ready.pop(0)
+                pending.remove(name)
+                elapsed = time.monotonic() - t_start
+                done = total - left
+                eta = left * (elapsed / done) if done > 0 and elapsed > 0 else left / jobs
+                self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: running "
+                         f"(stage ~{format_seconds(self.stages[name].cost)}, study ETA ~{format_seconds(eta)})")
+                proc = ctx.Process(target=self._worker, args=(name, threads), name=f"stage {name}")
+                proc.start()
+                running[proc.sentinel] = (name, proc, time.monotonic())
+            if failure is not None:
+                pending.clear()
+            if not running:
+                if pending:  # nothing can start: an input failed without raising (cannot happen)
+                    raise RuntimeError(f"stages {pending[:3]} cannot start")
+                break
+            finished = multiprocessing.connection.wait(list(running), timeout=heartbeat)
+            if not finished:
+                now = time.monotonic()
+                self.log("  running: " + ", ".join(f"{n} ({format_seconds(now - t0)})" for n, _, t0 in running.values()))
+            for sentinel in finished:
+                name, proc, t0 = running.pop(sentinel)
+                proc.join()
+                marker = self.read_marker(name)
+                if proc.exitcode != 0 or not marker or marker.get("hash") != self.hashes[name]:
+                    err = self._worker_error(name)
+                    failure = failure or (err or f"stage {name} failed (worker exit {proc.exitcode})")
+                    self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: failed")
+                    continue
+                self.results[name] = marker.get("result", {})
+                self.timings[name] = float(marker.get("seconds", 0.0))
+                self.status[name] = "ran"
+                left -= self.stages[name].cost
+                self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: done in "
+                         f"{format_seconds(time.monotonic() - t0)} (elapsed {format_seconds(time.monotonic() - t_start)})")
+        if failure is not None:
+            raise UserError(failure)
+        return {n: self.results[n] for n in order}
+
+    def _critical_path(self, order: list[str]) -> dict[str, float]:
+        """Each stage's cost plus the costliest chain of stages (within `order`) that read it."""
+        readers: dict[str, list[str]] = {n: [] for n in order}
+        for n in order:
+            for d in self.stages[n].inputs:
+                if d in readers:
+                    readers[d].append(n)
+        chain: dict[str, float] = {}
+        for n in reversed(order):
+            chain[n] = self.stages[n].cost + max((chain[r] for r in readers[n]), default=0.0)
+        return chain
+
+    def _error_path(self, name: str) -> Path:
+        return self.stage_dir(name) / ".error"
+
+    def _worker_error(self, name: str) -> str | None:
+        p = self._error_path(name)
+        try:
+            return p.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    def _worker(self, name: str, threads: int | None) -> None:
+        """Body of a forked worker: run one stage, leave a one-line error behind on failure."""
+        err = self._error_path(name)
+        try:
+            if threads:
+                import torch
+                torch.set_num_threads(threads)
+            err.unlink(missing_ok=True)
+            with self._lock(name):
+                marker = self.read_marker(name)
+                if not (marker and marker.get("hash") == self.hashes[name]):
+                    self._execute(self.stages[name], self.hashes[name])
+        except BaseException as exc:  # reported through the error file and the exit code
+            msg = str(exc) if isinstance(exc, UserError) else f"stage {name} failed: {type(exc).__name__}: {exc}"
+            try:
+                atomic_write_text(err, msg + "\n")
+            except OSError:
+                pass
+            if not isinstance(exc, (UserError, KeyboardInterrupt)):
+                import traceback
+                traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
 
     def _execute(self, st: Stage, h: str) -> tuple[dict, float]:
         """Run one stage in its work dir and record the completion marker last."""

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Callable
 
+from datasets.cpus import available_cpus
 from datasets.errors import UserError
 from datasets.format import atomic_write_json, parse_json_file
 
@@ -38,19 +39,28 @@ SWEEP_ROWS = ("real", "real+synthetic")
 
 
 def main_gan(profile: Profile) -> dict:
-    """The main GAN's switches: the paper's, with the profile's conditioning (`gan_cond`) and,
-    when it is not SPEC's batch norm, D's normalisation (`gan_d_norm`)."""
+    """The main GAN's switches: the paper's, with the profile's conditioning (`gan_cond`), α
+    (`gan_alpha`) and, when they differ from SPEC's, D's normalisation (`gan_d_norm`) and the
+    distortion of fakes before R (`gan_r_augment`)."""
     extra = {"d_norm": profile.gan_d_norm} if profile.gan_d_norm != "bn" else {}
-    return {"alpha": 1.0, "loss": "hinge", "attention": True, "cond": profile.gan_cond, **extra}
+    if profile.gan_r_augment:
+        extra["r_augment"] = True
+    return {"alpha": profile.gan_alpha, "loss": "hinge", "attention": True, "cond": profile.gan_cond, **extra}
 
 
-def ablation_grid(cond: str = "cbn") -> dict[str, dict[str, dict | None]]:
+def _alpha_key(alpha: float | None) -> str:
+    return "none" if alpha is None else f"{alpha:g}"
+
+
+def ablation_grid(cond: str = "cbn", alpha: float | None = 1.0) -> dict[str, dict[str, dict | None]]:
     """The paper's ablation grid (Tables II–V): setting → overrides of the main GAN, None for the
-    main GAN's own setting. A main GAN with conditioning outside the paper's pair adds its row."""
+    main GAN's own setting. A main GAN with conditioning (or α) outside the paper's adds its row."""
     conditioning: dict[str, dict | None] = {c: {"cond": c} for c in ("linear", "cbn")}
     conditioning[cond] = None
+    alphas: dict[str, dict | None] = {_alpha_key(a): {"alpha": a} for a in (None, 0.1, 1.0, 10.0)}
+    alphas[_alpha_key(alpha)] = None
     return {
-        "alpha": {"none": {"alpha": None}, "0.1": {"alpha": 0.1}, "1": None, "10": {"alpha": 10.0}},
+        "alpha": alphas,
         "loss": {"gan": {"loss": "gan"}, "lsgan": {"loss": "lsgan"}, "hinge": None},
         "attention": {"without": {"attention": False}, "with": None},
         "conditioning": conditioning,
@@ -241,8 +251,14 @@ def validate_study(cfg: StudyConfig) -> None:
 # per-iteration GAN overhead (φ's BiLSTM, R, gradient balancing). CPU figures: measured on the
 # shared 2-core machine under load and rounded; GPU figures: rough H100-class guesses. The runner
 # rescales every ETA by the speed it observes, so these only set the first estimate.
-_COST = {"cpu": {"render": 2.2e-3, "htr": 1.0e-2, "gan": 2e-2, "gan_iter": 1.5, "gen": 2e-3, "metric": 4e-3},
+_COST = {"cpu": {"render": 2.2e-3, "htr": 2.5e-3, "gan": 2e-2, "gan_iter": 0.5, "gen": 2e-3, "metric": 4e-3},
          "gpu": {"render": 2.2e-3, "htr": 4e-5, "gan": 3.5e-4, "gan_iter": 0.03, "gen": 5e-5, "metric": 2e-4}}
+
+
+def htr_images(p: Profile, scale: float) -> float:
+    """Training images one recognizer sees on `scale` × n_train images (step cap included)."""
+    images = p.htr_max_epochs * (scale * p.n_train + p.n_val)
+    return min(images, p.htr_max_steps * p.htr_batch) if p.htr_max_steps else images
 
 
 def cost_model(p: Profile, device: str) -> dict[str, float]:
@@ -254,7 +270,7 @@ def cost_model(p: Profile, device: str) -> dict[str, float]:
     metric = c["metric"] * px * (p.fid_n * 2 + p.gs_n * 2) + 1e-4 * p.gs_n * p.gs_reps
     return {
         "data": 2.0 + c["render"] * (px / 16) ** 0.5 * n_all,
-        "htr": 3.0 + c["htr"] * px * p.htr_width_mult ** 2 * p.htr_max_epochs * (p.n_train + p.n_val),
+        "htr": 3.0 + c["htr"] * px * p.htr_width_mult ** 2 * htr_images(p, 1.0),
         "gan": 5.0 + p.gan_iterations * (c["gan_iter"] + c["gan"] * px * p.gan_channel_mult ** 2 * p.gan_batch)
                + evals * metric,
         "generate": 1.0 + c["gen"] * px * p.n_synthetic,
@@ -308,6 +324,7 @@ def _htr_opts(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row: 
     return dict(
         train=str((data_dir / "train") if uses_real else syn_dir), extra=[str(e) for e in extra],
         val=str(data_dir / "val"), out=str(ctx.work / "run"), seed=seed, max_epochs=profile.htr_max_epochs, patience=profile.htr_patience,
+        max_steps=profile.htr_max_steps, eval_every=profile.htr_eval_every,
         batch_size=profile.htr_batch, lr=profile.htr_lr, height=profile.height, width=profile.width,
         width_mult=profile.htr_width_mult, augment="classic" in row, dropout=profile.htr_dropout,
         lr_factor=profile.htr_lr_factor, lr_schedule=profile.htr_lr_schedule,
@@ -398,13 +415,16 @@ def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Pa
 
 def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, variant: dict,
               data_stage: str, judge_stage: str, evaluate: bool, iterations: int | None = None,
-              r_init_stage: str | None = None) -> dict:
+              r_init_stage: str | None = None, reader_stages: tuple[str, ...] = ()) -> dict:
     """Train a GAN (the model or an ablation variant); ablation units also score it (FID, GS).
-    With `r_init_stage`, R starts from that stage's real-only recognizer (not the judge's)."""
+    With `r_init_stage`, R starts from that stage's real-only recognizer (not the judge's);
+    `reader_stages` are grid units whose recognizers join R, frozen, in G's step."""
     data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
     r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage else None
     opts = _gan_opts(ctx, profile, data_dir, judge_run, seed, variant, r_init)
+    if reader_stages:
+        opts["readers"] = [str(ctx.path(ctx.inputs[r]["run"])) for r in reader_stages]
     if iterations:
         opts.update(iterations=iterations, eval_every=min(opts["eval_every"], iterations))
     run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "run").exists()))
@@ -489,6 +509,14 @@ def unit_name(ds: str, row: str, fraction: float, seed: int) -> str:
     return f"{ds}/htr/{row}/{_frac(fraction)}/s{seed}"
 
 
+def gan_reader_units(p: Profile, ds: str, seeds: list[int], study_seed: int) -> tuple[str, ...]:
+    """The grid units that serve as the GAN's frozen readers (`gan_readers` rows, every seed),
+    never the judge's model (real, seed S) nor R's starting point (real, seed S+1 with gan_r_init)."""
+    taken = {study_seed} | ({study_seed + 1} if p.gan_r_init else set())
+    return tuple(unit_name(ds, row, 1.0, seed) for row in p.gan_readers for seed in seeds
+                 if not (row == "real" and seed in taken))
+
+
 def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cpu",
                fingerprints: bool = True) -> list[Stage]:
     """The full stage graph of a study (prerequisites and grid units), deterministic for cfg.
@@ -504,7 +532,9 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                "batch": p.htr_batch, "lr": p.htr_lr, "width_mult": p.htr_width_mult,
                **({"dropout": p.htr_dropout} if p.htr_dropout else {}),
                **({"lr_factor": p.htr_lr_factor} if p.htr_lr_factor != 1 else {}),
-               **({"lr_schedule": p.htr_lr_schedule} if p.htr_lr_schedule != "constant" else {})}
+               **({"lr_schedule": p.htr_lr_schedule} if p.htr_lr_schedule != "constant" else {}),
+               **({"max_steps": p.htr_max_steps} if p.htr_max_steps else {}),
+               **({"eval_every": p.htr_eval_every} if p.htr_eval_every else {})}
     gan_cfg = {"source": code["gan"], "height": p.height, "width": p.width, "iterations": p.gan_iterations, "batch": p.gan_batch,
                "eval_every": p.gan_eval_every, "channel_mult": p.gan_channel_mult, "fid_n": p.fid_n,
                "gs_n": p.gs_n, "gs_reps": p.gs_reps, **({"r_init": True} if p.gan_r_init else {})}
@@ -534,6 +564,10 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                                 cost=(cost["htr"] + cost["eval"]) / div))
             gan_inputs = (d_data, d_judge, d_rinit)
             gan_train_common["r_init_stage"] = d_rinit
+        readers = gan_reader_units(p, ds, seeds, S)
+        if readers:
+            gan_inputs = (*gan_inputs, *readers)
+            gan_train_common["reader_stages"] = readers
         stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_train_common),
                             {**base, **gan_cfg, "variant": main_gan(p)}, gan_inputs, cost=cost["gan"] / div))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
@@ -542,7 +576,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
         stages.append(Stage(d_syn, partial(stage_synthetic, backend=backend, profile=p, seed=S, data_stage=d_data, gan_stage=d_gan),
                             {**base, "source": code["gan"], "n_synthetic": p.n_synthetic}, (d_data, d_gan),
                             cost=cost["generate"]))
-        fractions = sorted(set(p.real_fractions) | {1.0})
+        fractions = sorted(set(p.real_fractions) | {1.0}) if (di == 0 or p.sweep_all_datasets) else [1.0]
         for fraction in fractions:
             rows = ROWS if fraction == 1.0 else SWEEP_ROWS
             scale = fraction if fraction < 1 else 1.0
@@ -565,9 +599,9 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                         n_scale = p.n_synthetic / max(1, p.n_train)
                     stages.append(Stage(name, partial(htr_fn, row=row, fraction=fraction, seed=seed, syn_stage=syn),
                                         ucfg, inputs, unit=True,
-                                        cost=(cost["htr"] * n_scale + cost["eval"]) / div))
+                                        cost=(cost["htr"] * htr_images(p, n_scale) / htr_images(p, 1.0) + cost["eval"]) / div))
         if p.ablations and di == 0:
-            for group, settings in ablation_grid(p.gan_cond).items():
+            for group, settings in ablation_grid(p.gan_cond, p.gan_alpha).items():
                 for setting, variant in settings.items():
                     if variant is None:
                         continue
@@ -667,7 +701,7 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
                 sweep.append(point)
         if sweep:
             entry["sweep"] = sweep
-        abl = _ablations(ds, records, prof.get("gan_cond", "cbn"))
+        abl = _ablations(ds, records, prof.get("gan_cond", "cbn"), prof.get("gan_alpha", 1.0))
         if abl:
             entry["ablations"] = abl
         datasets[ds] = entry
@@ -692,11 +726,11 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
     return doc
 
 
-def _ablations(ds: str, records: dict[str, dict], cond: str) -> dict:
+def _ablations(ds: str, records: dict[str, dict], cond: str, alpha: float | None = 1.0) -> dict:
     """Tables II–V: per switch, each setting's final FID/GS (the model's own setting is the main GAN)."""
     main = records.get(f"{ds}/gan-final", {}).get("result")
     out: dict = {}
-    for group, settings in ablation_grid(cond).items():
+    for group, settings in ablation_grid(cond, alpha).items():
         rows = []
         for setting, variant in settings.items():
             if variant is None:
@@ -779,12 +813,17 @@ def write_results(study_dir: Path, results: dict) -> Path:
 # ---------------------------------------------------------------------------------------------
 def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
               shard: tuple[int, int] | None = None, log: Callable[[str], None] | None = None,
-              device: str | None = None, now: Callable[[], float] = time.time) -> dict:
-    """Run (or resume) a study into `out`; returns the results.json document."""
+              device: str | None = None, now: Callable[[], float] = time.time, jobs: int = 1) -> dict:
+    """Run (or resume) a study into `out`; returns the results.json document.
+
+    `jobs` > 1 runs that many independent stages at once in forked workers, each with an equal
+    share of this machine's CPUs as torch threads (their progress bars give way to one status
+    line a minute)."""
     out = Path(out)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     device = device or detect_device()
-    backend = backend or RealBackend(gpus=cfg.gpus, log=log, device="cuda" if device == "gpu" else "cpu")
+    backend = backend or RealBackend(gpus=cfg.gpus, log=log, device="cuda" if device == "gpu" else "cpu",
+                                     show_progress=jobs <= 1)
     stages = plan_study(cfg, backend, device)
     targets = select_targets(stages, shard)
     runner = StageRunner(out, stages, log=log)
@@ -796,7 +835,13 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"config": cfg.to_json(), "shard": list(shard) if shard else None})
     t0 = now()
-    runner.run(targets)
+    if jobs > 1:
+        preload = getattr(backend, "preload", None)
+        if preload:
+            preload()   # import once here, not in every forked worker
+        runner.run_parallel(targets, jobs=jobs, threads=max(1, available_cpus() // jobs))
+    else:
+        runner.run(targets)
     records = {n: {"result": runner.results[n], "seconds": round(runner.timings[n], 3), "hash": runner.hashes[n]}
                for n in order}
     results = assemble_results(cfg.to_json(), records, shard_units(units, shard), shard,

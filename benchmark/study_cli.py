@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 import sys
 
+from datasets.errors import UserError
 
 
 def register(sub) -> None:
@@ -21,6 +22,9 @@ def register(sub) -> None:
     run.add_argument("--shard", help="run only grid-unit slice i/N (0-based), e.g. 0/4 for a 4-job array")
     run.add_argument("--gpus", type=int, default=None, help="train GAN and HTR under torchrun on N local GPUs")
     run.add_argument("--seed", type=int, default=None, help="the one seed for data, training and evaluation")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="stages run at once, each with CPUs/N torch threads (default: on a CPU-only machine "
+                          "min(4, CPUs); with a GPU 1). The same N gives the same numbers")
     run.add_argument("--dry-run", action="store_true", help="print the stage plan and projected duration, run nothing")
     run.add_argument("--no-report", action="store_true", help="do not render the report at the end")
     run.set_defaults(func=cmd_run)
@@ -60,7 +64,10 @@ def cmd_run(args) -> int:
         print_projection(cfg, out, shard, device, list_stages=args.dry_run)
         if args.dry_run:
             return 0
-    results = run_study(cfg, out, shard=shard, log=_log, device=device)
+    jobs = default_jobs(device, cfg.gpus) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: must be ≥ 1")
+    results = run_study(cfg, out, shard=shard, log=_log, device=device, jobs=jobs)
     units = results["units"]
     partial = "" if results["complete"] else f" (partial: {units['done']}/{units['expected']} units)"
     print(f"results: {out / 'results.json'}{partial}")
@@ -68,6 +75,14 @@ def cmd_run(args) -> int:
         from reports.render import render_report
         print(f"report: {render_report(out)}")
     return 0
+
+
+def default_jobs(device: str, gpus: int) -> int:
+    """Parallel stages by default: one per CPU (at most 4) on a CPU-only machine, else 1."""
+    if device == "gpu" or gpus:
+        return 1
+    from datasets.cpus import available_cpus
+    return max(1, min(4, available_cpus()))
 
 
 def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = False) -> None:

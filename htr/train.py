@@ -591,6 +591,8 @@ class Trainer:
         """Train until early stopping, max_epochs, a time budget or max_steps; write last.pt."""
         self.write_config()
         total = self.plan.num_batches() * self.cfg.max_epochs
+        if self.cfg.max_steps is not None:
+            total = min(total, self.cfg.max_steps)
         self.bar = progress(total=total, desc=f"htr train {self.out.name}",
                             disable=not (self.cfg.show_progress and self.dist.main),
                             initial=min(self.state["step"], total))

@@ -269,3 +269,63 @@ def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cf
     assert conds.count("aligned") == len(seen) - 2 and {"cbn", "linear"} <= set(conds)
     rows = [r["setting"] for r in res["datasets"]["rimes-like"]["ablations"]["conditioning"]]
     assert rows == ["linear", "cbn", "aligned (ours)"]
+
+
+def test_parallel_jobs_give_the_sequential_results(tmp_path, reference):
+    """Two forked workers at once: every stage runs once, results equal the sequential study's."""
+    _, ref, _ = reference
+    cfg = load_study_config("smoke", seed=0)
+    res = run_study(cfg, tmp_path, backend=FakeBackend(), jobs=2, **QUIET)
+    assert _stable(res) == _stable(ref)
+    lines: list[str] = []
+    res2 = run_study(cfg, tmp_path, backend=FakeBackend(), jobs=2, log=lines.append, device="cpu")
+    assert lines and not [m for m in lines if ": running" in m]       # all up to date now
+    assert sum(": up to date, skipped" in m for m in lines) == len(res["stages"])
+    assert _stable(res2) == _stable(ref)
+
+
+class _FailingGan(FakeBackend):
+    def train_gan(self, opts, resume):
+        raise UserError("gan: bad option X")
+
+
+def test_parallel_worker_failure_is_one_line_and_keeps_finished_stages(tmp_path):
+    cfg = load_study_config("smoke", seed=0)
+    with pytest.raises(UserError, match="^gan: bad option X$"):
+        run_study(cfg, tmp_path, backend=_FailingGan(), jobs=2, **QUIET)
+    assert not (tmp_path / "results.json").exists()
+    assert (tmp_path / "stages/rimes-like/data/stage.json").is_file()      # finished work is kept
+    assert not (tmp_path / "stages/rimes-like/gan/stage.json").exists()
+
+
+def test_gan_readers_are_grid_units_never_the_judge(tmp_path, smoke_cfg):
+    """gan_readers rows feed every GAN run their units (all seeds) as frozen readers; the judge's
+    model and R's starting point are never among them; gan_alpha/gan_r_augment reach every run."""
+    from dataclasses import replace
+
+    prof = replace(smoke_cfg.profile, gan_r_init=True, gan_readers=("real", "real+classic"), gan_alpha=None,
+                   gan_r_augment=True, htr_seeds=3, ablation_iterations=2)
+    cfg = replace(smoke_cfg, profile=prof)
+    stages = {s.name: s for s in plan_study(cfg, backend=None)}
+    readers = ("rimes-like/htr/real/f1/s2", "rimes-like/htr/real+classic/f1/s0",
+               "rimes-like/htr/real+classic/f1/s1", "rimes-like/htr/real+classic/f1/s2")
+    assert stages["rimes-like/gan"].inputs[3:] == readers
+    res, seen = _run_recording_gan_options(cfg, tmp_path / "s")
+    for o in seen:   # …/stages/<unit>/work/run, the units of the GAN's own dataset
+        ds = o["data"].split("/stages/")[1].split("/")[0]
+        assert tuple(r.split("/stages/")[1].removesuffix("/work/run") for r in o["readers"]) == \
+            tuple(u.replace("rimes-like", ds) for u in readers)
+        assert o["r_augment"] is True
+    alphas = sorted(str(o["alpha"]) for o in seen)
+    assert alphas.count("None") == len(seen) - 3 and {"0.1", "1.0", "10.0"} <= set(alphas)
+    rows = [r["setting"] for r in res["datasets"]["rimes-like"]["ablations"]["alpha"]]
+    assert rows == ["none (ours)", "0.1", "1", "10"]
+
+
+def test_sweep_on_the_first_dataset_only(smoke_cfg):
+    from dataclasses import replace
+
+    cfg = replace(smoke_cfg, profile=replace(smoke_cfg.profile, sweep_all_datasets=False))
+    names = [s.name for s in plan_study(cfg, backend=None) if s.unit]
+    assert any("rimes-like/htr/real/f0.5/" in n for n in names)
+    assert not any("arabic-like" in n and "/f0.5/" in n for n in names)
