@@ -257,7 +257,7 @@ class StageRunner:
         index = {n: i for i, n in enumerate(order)}
         for name in order:
             self.hashes[name] = self.compute_hash(name)
-        chain = self._critical_path(order)
+        chain = self.critical_path(order)
         width = len(str(len(order)))
         pending: list[str] = []
         for name in order:
@@ -269,8 +269,8 @@ class StageRunner:
                 self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: up to date, skipped")
             else:
                 pending.append(name)
-        total = sum(self.stages[n].cost for n in pending) or 1.0
-        left = total
+        left = sum(self.stages[n].cost for n in pending)
+        spent = spent_cost = 0.0
         t_start = time.monotonic()
         ctx = multiprocessing.get_context("fork")
         running: dict[object, tuple[str, object, float]] = {}   # sentinel → (name, process, start)
@@ -281,11 +281,10 @@ class StageRunner:
             while failure is None and ready and len(running) < jobs:
                 name = ready.pop(0)
                 pending.remove(name)
-                elapsed = time.monotonic() - t_start
-                done = total - left
-                eta = left * (elapsed / done) if done > 0 and elapsed > 0 else left / jobs
+                speed = spent / spent_cost if spent_cost > 0 else 1.0   # seconds per unit of projected cost
+                eta = left * speed / min(jobs, max(1, len(pending) + len(running) + 1))
                 self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: running "
-                         f"(stage ~{format_seconds(self.stages[name].cost)}, study ETA ~{format_seconds(eta)})")
+                         f"(stage ~{format_seconds(self.stages[name].cost * speed)}, study ETA ~{format_seconds(eta)})")
                 proc = ctx.Process(target=self._worker, args=(name, threads), name=f"stage {name}")
                 proc.start()
                 running[proc.sentinel] = (name, proc, time.monotonic())
@@ -312,13 +311,23 @@ class StageRunner:
                 self.timings[name] = float(marker.get("seconds", 0.0))
                 self.status[name] = "ran"
                 left -= self.stages[name].cost
+                spent += time.monotonic() - t0
+                spent_cost += self.stages[name].cost
                 self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: done in "
                          f"{format_seconds(time.monotonic() - t0)} (elapsed {format_seconds(time.monotonic() - t_start)})")
         if failure is not None:
             raise UserError(failure)
         return {n: self.results[n] for n in order}
 
-    def _critical_path(self, order: list[str]) -> dict[str, float]:
+    def projected(self, order: list[str], jobs: int = 1) -> float:
+        """Projected seconds for `order` on `jobs` parallel workers: no less than its costliest
+        chain, nor than an even split of the total."""
+        total = sum(self.stages[n].cost for n in order)
+        if jobs <= 1:
+            return total
+        return max(total / jobs, max(self.critical_path(order).values(), default=0.0))
+
+    def critical_path(self, order: list[str]) -> dict[str, float]:
         """Each stage's cost plus the costliest chain of stages (within `order`) that read it."""
         readers: dict[str, list[str]] = {n: [] for n in order}
         for n in order:

@@ -828,10 +828,11 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     targets = select_targets(stages, shard)
     runner = StageRunner(out, stages, log=log)
     order = runner.closure(targets)
-    projected = sum(runner.stages[n].cost for n in order)
+    projected = runner.projected(order, jobs)
     units = [s.name for s in stages if s.unit]
     log(f"study {cfg.profile.name}: {len(cfg.datasets)} dataset(s), {len(order)} stage(s)"
-        f"{f' (shard {shard[0]}/{shard[1]})' if shard else ''}, projected ~{format_seconds(projected)} on {device}")
+        f"{f' (shard {shard[0]}/{shard[1]})' if shard else ''}, projected ~{format_seconds(projected)} on {device}"
+        f"{f' with {jobs} jobs' if jobs > 1 else ''}")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "study.json", {"config": cfg.to_json(), "shard": list(shard) if shard else None})
     t0 = now()

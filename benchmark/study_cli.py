@@ -60,13 +60,13 @@ def cmd_run(args) -> int:
     cfg = load_study_config(args.profile, args.config, args.seed, args.gpus)
     out = args.out or Path("studies") / cfg.profile.name
     device = detect_device()
-    if args.dry_run or cfg.profile.name == "paper":
-        print_projection(cfg, out, shard, device, list_stages=args.dry_run)
-        if args.dry_run:
-            return 0
     jobs = default_jobs(device, cfg.gpus) if args.jobs is None else args.jobs
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: must be ≥ 1")
+    if args.dry_run or cfg.profile.name == "paper":
+        print_projection(cfg, out, shard, device, list_stages=args.dry_run, jobs=jobs)
+        if args.dry_run:
+            return 0
     results = run_study(cfg, out, shard=shard, log=_log, device=device, jobs=jobs)
     units = results["units"]
     partial = "" if results["complete"] else f" (partial: {units['done']}/{units['expected']} units)"
@@ -85,22 +85,24 @@ def default_jobs(device: str, gpus: int) -> int:
     return max(1, min(4, available_cpus()))
 
 
-def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = False) -> None:
+def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = False, jobs: int = 1) -> None:
     """Print the projected duration (this machine, and GPUs for the paper profile) before any work."""
     from .stages import StageRunner, format_seconds
     from .study import plan_study, select_targets
 
-    def total(dev: str, gpus: int):
+    def total(dev: str, gpus: int, jobs: int = 1):
         import dataclasses
         stages = plan_study(dataclasses.replace(cfg, gpus=gpus), backend=None, device=dev, fingerprints=False)
-        order = StageRunner(out, stages, log=_log).closure(select_targets(stages, shard))
+        runner = StageRunner(out, stages, log=_log)
+        order = runner.closure(select_targets(stages, shard))
         by_name = {s.name: s for s in stages}
-        return sum(by_name[n].cost for n in order), order, by_name
+        return runner.projected(order, jobs), order, by_name
 
-    secs, order, by_name = total(device, cfg.gpus)
+    secs, order, by_name = total(device, cfg.gpus, jobs)
     where = f"{len(order)} stages" + (f", shard {shard[0]}/{shard[1]}" if shard else "")
     print(f"projected duration of profile {cfg.profile.name!r} on this machine ({device}"
-          f"{f', {cfg.gpus} GPUs' if cfg.gpus > 1 else ''}): ~{format_seconds(secs)} ({where})", flush=True)
+          f"{f', {cfg.gpus} GPUs' if cfg.gpus > 1 else ''}{f', {jobs} jobs' if jobs > 1 else ''}): "
+          f"~{format_seconds(secs)} ({where})", flush=True)
     if device != "gpu" or cfg.profile.name == "paper":
         for gpus in sorted({1, max(1, cfg.gpus), 8}):
             g, _, _ = total("gpu", gpus)
