@@ -14,10 +14,10 @@ FONT_PACKAGES=(fonts-ecolier-court fonts-dancingscript fonts-kaushanscript fonts
 
 say() { printf '[htraug] %s\n' "$*" >&2; }
 
-install_debian_packages() {
+install_debian_packages() {  # the fonts, plus any packages named as arguments
   command -v dpkg-query >/dev/null 2>&1 || { say "not a Debian/Ubuntu system: install the fonts of SPEC §5 and FriBiDi by hand"; return 0; }
   local missing=()
-  for p in "${FONT_PACKAGES[@]}"; do
+  for p in "${FONT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -68,7 +68,8 @@ setup_python() {
 main() {
   local what="${1:-quick}"
   [ $# -gt 0 ] && shift
-  install_debian_packages
+  # the slow tests include a headless-Chromium rendering of the HTML report
+  if [ "$what" = test-slow ]; then install_debian_packages chromium; else install_debian_packages; fi
   setup_python
   export PYTHONHASHSEED=0
   case "$what" in

@@ -134,6 +134,12 @@ def format_seconds(s: float) -> str:
     return f"{int(s // 86400)}d{int(s % 86400 // 3600):02d}h"
 
 
+def measured_speed(spent: float, spent_cost: float, prior: float = 120.0) -> float:
+    """Seconds per second of projected cost so far, for ETAs: the measured ratio, pulled toward
+    1 by `prior` seconds of projection so that a few short stages do not swing the estimate."""
+    return (spent + prior) / (spent_cost + prior)
+
+
 class StageRunner:
     """Runs stages in dependency order inside a study directory, skipping up-to-date ones."""
 
@@ -217,7 +223,7 @@ class StageRunner:
                 self.log(f"{prefix}: up to date, skipped")
                 continue
             # ETA: projected remaining cost, rescaled by how fast this machine has been so far.
-            speed = spent / spent_cost if spent_cost > 0 else 1.0
+            speed = measured_speed(spent, spent_cost)
             remaining = (total_cost - done_cost) * speed
             self.log(f"{prefix}: running (stage ~{format_seconds(st.cost * speed)}, study ETA ~{format_seconds(remaining)})")
             t0 = time.monotonic()
@@ -281,7 +287,7 @@ class StageRunner:
             while failure is None and ready and len(running) < jobs:
                 name = ready.pop(0)
                 pending.remove(name)
-                speed = spent / spent_cost if spent_cost > 0 else 1.0   # seconds per unit of projected cost
+                speed = measured_speed(spent, spent_cost)
                 eta = left * speed / min(jobs, max(1, len(pending) + len(running) + 1))
                 self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: running "
                          f"(stage ~{format_seconds(self.stages[name].cost * speed)}, study ETA ~{format_seconds(eta)})")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmark.stages import Stage, StageRunner, parse_shard, shard_units, stage_hash
+from benchmark.stages import Stage, StageRunner, measured_speed, parse_shard, shard_units, stage_hash
 from datasets.errors import UserError
 
 
@@ -121,6 +121,30 @@ def test_progress_lines_name_stage_and_eta(tmp_path):
     lines.clear()
     StageRunner(tmp_path, _graph([], {"x": 1}, {"y": 2}), log=lines.append).run()
     assert lines == ["[1/2] a: up to date, skipped", "[2/2] b: up to date, skipped"]
+
+
+def _costed(costs: dict[str, float], edges: dict[str, tuple[str, ...]]) -> StageRunner:
+    stages = [Stage(n, lambda ctx: {}, {}, inputs=edges.get(n, ()), cost=c) for n, c in costs.items()]
+    return StageRunner(".", stages, log=lambda m: None)
+
+
+def test_projection_with_jobs_is_bounded_by_the_critical_path_and_the_even_split():
+    # a (10) → b (100) → c (10); d, e, f (30 each) independent
+    runner = _costed({"a": 10, "b": 100, "c": 10, "d": 30, "e": 30, "f": 30}, {"b": ("a",), "c": ("b",)})
+    order = runner.closure(["c", "d", "e", "f"])
+    assert runner.critical_path(order)["a"] == 120 and runner.critical_path(order)["d"] == 30
+    assert runner.projected(order, jobs=1) == 210
+    assert runner.projected(order, jobs=2) == 120          # the a → b → c chain dominates 210 / 2
+    assert runner.projected(order, jobs=4) == 120
+    flat = _costed({n: 30 for n in "abcd"}, {})
+    assert flat.projected(flat.closure(list("abcd")), jobs=2) == 60   # an even split
+
+
+def test_eta_speed_starts_at_the_projection_and_follows_the_measurements():
+    assert measured_speed(0, 0) == 1.0
+    assert measured_speed(6, 4) == pytest.approx(126 / 124)        # two tiny stages barely move it
+    assert measured_speed(2000, 1000) == pytest.approx(2120 / 1120)  # long stages dominate the prior
+    assert measured_speed(500, 1000, prior=0) == 0.5
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
