@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
 import inspect
-import json
 import os
 from pathlib import Path
 import subprocess
@@ -150,21 +149,3 @@ class RealBackend:
         if name in ("fid", "kid", "readability"):
             opts = dict(opts, device=self.device)
         return dict(compute(name, real, fake, **opts))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a log.jsonl (a torn last line from an interrupted run is ignored)."""
-    out = []
-    if not Path(path).is_file():
-        return out
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out

@@ -25,9 +25,9 @@ from typing import Callable
 
 from datasets.cpus import available_cpus
 from datasets.errors import UserError
-from datasets.format import atomic_write_json, parse_json_file
+from datasets.format import atomic_write_json, parse_json_file, read_jsonl
 
-from .backend import RealBackend, StudyBackend, read_jsonl
+from .backend import RealBackend, StudyBackend
 from .profiles import PROFILES, Profile, get_profile
 from .stages import Stage, StageContext, StageRunner, fingerprint_tree, format_seconds, shard_units
 
@@ -66,7 +66,7 @@ def ablation_grid(cond: str = "cbn", alpha: float | None = 1.0) -> dict[str, dic
         "conditioning": conditioning,
     }
 
-CODE_VERSION = "study-1"   # bump to invalidate every recorded stage after a semantic change
+CODE_VERSION = "study-2"   # bump to invalidate every recorded stage after a semantic change
 _DS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -333,6 +333,25 @@ def _htr_opts(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row: 
     )
 
 
+WALL_CLOCK_KEYS = ("wall_s", "train_seconds", "eval_seconds")
+
+
+def run_history(ctx: StageContext, records: list[dict], limit: int = 400) -> list[dict]:
+    """A run log as results record it: the same for an uninterrupted and a resumed run, and for
+    any study directory. Resume markers and wall-clock fields are left out (stage seconds live
+    in `timings`; the run's own log.jsonl keeps them), paths are study-relative, and at most
+    `limit` evenly spaced records are kept."""
+    out = []
+    for rec in records:
+        if rec.get("event") == "resume":
+            continue
+        rec = {k: v for k, v in rec.items() if k not in WALL_CLOCK_KEYS}
+        if isinstance(rec.get("dataset"), dict) and rec["dataset"].get("path"):
+            rec["dataset"] = {**rec["dataset"], "path": ctx.rel(rec["dataset"]["path"])}
+        out.append(rec)
+    return _thin(out, limit)
+
+
 def _thin(records: list[dict], limit: int = 400) -> list[dict]:
     """At most `limit` evenly spaced records (always keeping the last)."""
     if len(records) <= limit:
@@ -355,7 +374,7 @@ def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row
     log = read_jsonl(Path(run) / "log.jsonl")
     return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
             "n_real": (opts["max_train"] or n_train) if row != "synthetic" else 0,
-            "test": _jsonable(test), "curve": _thin(log)}
+            "test": _jsonable(test), "curve": run_history(ctx, log)}
 
 
 def stage_reuse(ctx: StageContext, *, source: str, **fields) -> dict:
@@ -378,7 +397,7 @@ def _gan_opts(ctx, profile: Profile, data_dir: Path, judge_run: Path, seed: int,
 def _gan_result(ctx, run: Path, variant: dict) -> dict:
     log = read_jsonl(run / "log.jsonl")
     samples = sorted((run / "samples").glob("*.png")) if (run / "samples").is_dir() else []
-    return {"run": ctx.rel(run), "variant": variant, "log": _thin(log),
+    return {"run": ctx.rel(run), "variant": variant, "log": run_history(ctx, log),
             "samples": [ctx.rel(s) for s in samples[-4:]]}
 
 
@@ -448,7 +467,6 @@ def stage_gan_final(ctx: StageContext, *, backend: StudyBackend, profile: Profil
 def stage_synthetic(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
                     data_stage: str, gan_stage: str) -> dict:
     """Generate the augmentation set: n_synthetic words sampled from the word prior p_w."""
-    data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     run = ctx.path(ctx.inputs[gan_stage]["run"])
     out = _generate_once(backend, run, ctx.work / "synthetic", profile.n_synthetic, None, seed)
     from datasets.format import read_meta

@@ -202,6 +202,32 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
+def read_jsonl(path) -> list[dict]:
+    """Records of a JSON-lines run log (a torn line from an interrupted run is ignored)."""
+    out = []
+    if not Path(path).is_file():
+        return out
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def rewind_jsonl(path, position_key: str, position: int) -> None:
+    """Keep the records of a run log up to `position` (by `position_key`), for a run resumed from
+    the checkpoint taken there: what came later will be written again. Position 0 (a fresh start)
+    empties the log. Atomic; a missing log stays missing."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    keep = [r for r in read_jsonl(path) if position and r.get(position_key, 0) <= position]
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+
+
 class StagingDir:
     """Build a directory under a temporary name next to `final` and rename it into place on success.
 

@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from benchmark.metrics.text import text_metrics
 from datasets.errors import UserError
-from datasets.format import atomic_write_json, load_dataset
+from datasets.format import atomic_write_json, load_dataset, rewind_jsonl
 from datasets.packed import load_packed
 from datasets.progress import progress
 from datasets.torch_dataset import WordImageDataset, batch_from_indices
@@ -417,6 +417,7 @@ class GanTraining:
         if self.is_main:
             self.run.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run / "config.json", cfg.to_json())
+            rewind_jsonl(self.run / "log.jsonl", "iteration", self.iteration)  # drop what comes again
             self._log({"event": "resume" if self.iteration else "start", "iteration": self.iteration,
                        "device": str(self.device), "world_size": self.world, "amp": self.amp,
                        "dataset": {k: v for k, v in self.dataset_info.items() if k != "alphabet"},
@@ -510,8 +511,8 @@ class GanTraining:
                 self.best = {"metric": metric, "score": float(score), "iteration": self.iteration}
                 save_atomic(self._checkpoint("best"), self.run / BEST)
             record["best"] = dict(self.best)
+            self._log(record)   # before last.pt: a resume from an older checkpoint rewinds past it
             save_atomic(self._checkpoint("last", states), self.run / LAST)
-            self._log(record)
         self.window = []
         if self.world > 1:
             dist.barrier()
@@ -536,7 +537,7 @@ class GanTraining:
         """Readability by R (and the judge), FID and GS of the current generator."""
         from htr.evaluate import recognize
 
-        cfg, out = self.cfg, {}
+        out = {}
         images = render(self.phi, self.G, self.alphabet, self.eval_words, self.eval_z, 256, self.device, self.amp)
         m = text_metrics(self.eval_words, recognize(self.R, self.alphabet, images, 256, self.device))
         out.update(cer_R=round(m["cer"], 3), wer_R=round(m["wer"], 3))

@@ -35,7 +35,7 @@ import torch
 
 from benchmark.metrics.text import text_metrics
 from datasets.errors import UserError
-from datasets.format import atomic_write_json, atomic_write_text, load_dataset
+from datasets.format import atomic_write_json, load_dataset, rewind_jsonl
 from datasets.progress import progress
 from datasets.torch_dataset import WordImageDataset, batch_from_indices
 
@@ -318,15 +318,6 @@ def _check_resume_config(out: Path, cfg: HtrTrainConfig) -> None:
         raise UserError(f"{out}: cannot resume with a different configuration ({changes})")
 
 
-def _truncate_log(log_path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint being resumed (they will be produced again)."""
-    if not log_path.is_file():
-        return
-    keep = [ln for ln in log_path.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    atomic_write_text(log_path, "".join(ln + "\n" for ln in keep))
-
-
 @torch.no_grad()
 def validate_model(model: GatedCRNN, val: WordImageDataset, batch_size: int, device) -> dict:
     """Greedy-decoding ED/WER of `model` on the validation set, plus its mean CTC loss (`loss`)."""
@@ -416,6 +407,8 @@ class Trainer:
         self.loss_pending = 0.0            # device-side loss sum not yet in state["loss_sum"]
         if resuming:
             self._restore()
+        elif dist.main:
+            rewind_jsonl(self.log_path, "step", 0)   # a run cut off before its first checkpoint
         self.net = self.model
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -443,7 +436,7 @@ class Trainer:
         self.loss_pending = float(progress_state.pop("loss_pending", 0.0))
         self.state.update(progress_state)
         if self.dist.main and not self.state["finished"]:
-            _truncate_log(self.log_path, self.state["step"])
+            rewind_jsonl(self.log_path, "step", self.state["step"])
 
     def wall(self) -> float:
         """Training seconds so far, across resumed sessions."""

@@ -6,7 +6,7 @@ import torch
 from datasets.alphabet import FRENCH
 from datasets.cpus import available_cpus
 from datasets.errors import UserError
-from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset
+from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset, read_jsonl, rewind_jsonl
 from datasets.packed import load_packed
 from datasets.preprocess import fit_to_canvas, from_unit_range, to_unit_range
 from datasets.torch_dataset import WordImageDataset, batch_from_indices
@@ -93,3 +93,18 @@ def test_staging_dir_leaves_nothing_on_failure(tmp_path):
             (stage / "x").write_text("partial")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_log_rewinds_to_a_checkpoint_and_ignores_torn_lines(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"event": "start", "step": 0}\n{"step": 5, "v": 1}\n{"step": 10, "v": 2}\n{"step": 15, "v"')
+    assert [r.get("step") for r in read_jsonl(log)] == [0, 5, 10]       # the torn last line is skipped
+    rewind_jsonl(log, "step", 10)
+    assert read_jsonl(log) == [{"event": "start", "step": 0}, {"step": 5, "v": 1}, {"step": 10, "v": 2}]
+    assert log.read_text().endswith("}\n")                               # appends start on a fresh line
+    rewind_jsonl(log, "step", 5)
+    assert [r["step"] for r in read_jsonl(log)] == [0, 5]
+    rewind_jsonl(log, "step", 0)                                            # a fresh start empties it
+    assert log.read_text() == ""
+    rewind_jsonl(tmp_path / "missing.jsonl", "step", 3)
+    assert not (tmp_path / "missing.jsonl").exists()

@@ -100,6 +100,34 @@ def test_resume_equals_uninterrupted(tiny, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def _log(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def _numbers(records):
+    """Log records without the wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("train_seconds", "eval_seconds")} for r in records]
+
+
+def test_resumed_log_is_rewound_to_the_checkpoint(tiny, tmp_path):
+    """Records written after the last checkpoint (a run killed between its log line and last.pt)
+    are dropped on resume and written again; a run cut off before any checkpoint starts a fresh log."""
+    straight = train(_cfg(tiny, tmp_path / "a", iterations=4, eval_every=2))
+    run = train(_cfg(tiny, tmp_path / "b", iterations=2, eval_every=2))
+    with open(run / "log.jsonl", "a") as f:
+        f.write(json.dumps({"event": "eval", "iteration": 4, "fid": -1.0}) + "\n")   # never checkpointed
+    train(_cfg(tiny, run, iterations=4, eval_every=2, resume=True))
+    log = _log(run)
+    assert [(r["event"], r["iteration"]) for r in log] == [("start", 0), ("eval", 2), ("resume", 2), ("eval", 4)]
+    assert _numbers([r for r in log if r["event"] == "eval"]) == _numbers([r for r in _log(straight) if r["event"] == "eval"])
+
+    fresh = tmp_path / "c"
+    fresh.mkdir()
+    (fresh / "log.jsonl").write_text(json.dumps({"event": "start", "iteration": 0}) + "\n")   # killed before last.pt
+    train(_cfg(tiny, fresh, iterations=2, eval_every=2, resume=True))
+    assert [(r["event"], r["iteration"]) for r in _log(fresh)] == [("start", 0), ("eval", 2)]
+
+
 def test_time_budget_stops_at_a_sync_point_with_checkpoint_and_samples(tiny, tmp_path):
     """--max-minutes: the run stops at the first loss read-out past the budget, evaluated and saved."""
     run = train(_cfg(tiny, tmp_path / "run", iterations=1000, eval_every=500, max_minutes=1e-6))

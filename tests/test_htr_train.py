@@ -89,6 +89,15 @@ def test_resume_after_interruption_matches_uninterrupted_run(data, tmp_path):
     assert same_weights(weights(full / "last.pt"), weights(again / "last.pt"))
 
 
+def test_run_cut_off_before_its_first_checkpoint_restarts_with_a_fresh_log(data, tmp_path):
+    full = train(cfg(data, tmp_path / "full"))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "log.jsonl").write_text(json.dumps({"epoch": 1, "step": 6, "train_loss": 9.0, "val_cer": 99.0, "val_wer": 99.0}) + "\n")
+    train(cfg(data, cut, resume=True))
+    assert log_numbers(full) == log_numbers(cut)
+
+
 def test_finished_run_resume_is_a_no_op_and_rerun_without_resume_refused(data, tmp_path):
     run = train(cfg(data, tmp_path / "r", max_epochs=1))
     before = (run / "last.pt").stat().st_mtime_ns
