@@ -34,6 +34,7 @@ from typing import Callable, Iterable
 
 from datasets.errors import UserError
 from datasets.format import atomic_write_json, atomic_write_text
+from datasets.progress import PROGRESS_FILE_ENV
 
 MARKER = "stage.json"
 HASH_FILE = ".hash"
@@ -247,7 +248,7 @@ class StageRunner:
 
     # ---- parallel execution ------------------------------------------------------------
     def run_parallel(self, targets: Iterable[str] | None = None, jobs: int = 2, threads: int | None = None,
-                     heartbeat: float = 60.0) -> dict[str, dict]:
+                     heartbeat: float = 30.0) -> dict[str, dict]:
         """Run like `run`, but up to `jobs` independent stages at once, each in a forked worker.
 
         The parent only schedules: ready stages (all inputs done) start in order of their longest
@@ -255,7 +256,8 @@ class StageRunner:
         A worker sets `threads` torch CPU threads, runs the stage exactly as `run` would (same
         lock, work dir, resume and marker), and exits; the parent reads its result back from the
         marker. A failing worker stops new launches; running ones finish, then its error is raised.
-        Every `heartbeat` seconds without a finished stage, one line names the running stages.
+        Every `heartbeat` seconds without a finished stage, each running stage gets one line with
+        its newest progress bar (workers draw their bars into `stages/<name>/.progress`).
         """
         if jobs <= 1:
             return self.run(targets)
@@ -303,10 +305,12 @@ class StageRunner:
             finished = multiprocessing.connection.wait(list(running), timeout=heartbeat)
             if not finished:
                 now = time.monotonic()
-                self.log("  running: " + ", ".join(f"{n} ({format_seconds(now - t0)})" for n, _, t0 in running.values()))
+                for n, _, t0 in running.values():
+                    self.log(f"  {n} ({format_seconds(now - t0)}): {self._progress_line(n) or 'running'}")
             for sentinel in finished:
                 name, proc, t0 = running.pop(sentinel)
                 proc.join()
+                self._progress_path(name).unlink(missing_ok=True)
                 marker = self.read_marker(name)
                 if proc.exitcode != 0 or not marker or marker.get("hash") != self.hashes[name]:
                     err = self._worker_error(name)
@@ -348,6 +352,16 @@ class StageRunner:
     def _error_path(self, name: str) -> Path:
         return self.stage_dir(name) / ".error"
 
+    def _progress_path(self, name: str) -> Path:
+        return self.stage_dir(name) / ".progress"
+
+    def _progress_line(self, name: str) -> str | None:
+        """The newest progress-bar line a worker drew for stage `name` (None before its first)."""
+        try:
+            return self._progress_path(name).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
     def _worker_error(self, name: str) -> str | None:
         p = self._error_path(name)
         try:
@@ -358,6 +372,7 @@ class StageRunner:
     def _worker(self, name: str, threads: int | None) -> None:
         """Body of a forked worker: run one stage, leave a one-line error behind on failure."""
         err = self._error_path(name)
+        os.environ[PROGRESS_FILE_ENV] = str(self._progress_path(name))   # bars go to the status line
         try:
             if threads:
                 import torch

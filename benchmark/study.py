@@ -835,13 +835,12 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     """Run (or resume) a study into `out`; returns the results.json document.
 
     `jobs` > 1 runs that many independent stages at once in forked workers, each with an equal
-    share of this machine's CPUs as torch threads (their progress bars give way to one status
-    line a minute)."""
+    share of this machine's CPUs as torch threads; their progress bars are printed as one status
+    line per running stage every 30 s."""
     out = Path(out)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     device = device or detect_device()
-    backend = backend or RealBackend(gpus=cfg.gpus, log=log, device="cuda" if device == "gpu" else "cpu",
-                                     show_progress=jobs <= 1)
+    backend = backend or RealBackend(gpus=cfg.gpus, log=log, device="cuda" if device == "gpu" else "cpu")
     stages = plan_study(cfg, backend, device)
     targets = select_targets(stages, shard)
     runner = StageRunner(out, stages, log=log)

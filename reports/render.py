@@ -120,10 +120,12 @@ def table_gan(results: dict) -> pd.DataFrame:
     rows = []
     for ds, e in results.get("datasets", {}).items():
         f = (e.get("gan") or {}).get("final")
+        judge = (e.get("judge") or {}).get("test") or {}
         if f:
             rows.append({"dataset": ds, f"FID ({f.get('fid_extractor', 'htr')} features, n={f.get('fid_n')})": _num(f.get("fid")),
                          "KID": _num(f.get("kid"), 4), f"GS (n={f.get('gs_n')}, {f.get('gs_reps')} reps)": _num(f.get("gs"), 4),
-                         "readability ED %": _num(f.get("readability_cer")), "readability WER %": _num(f.get("readability_wer"))})
+                         "readability ED %": _num(f.get("readability_cer")), "readability WER %": _num(f.get("readability_wer")),
+                         "judge on real test ED %": _num(judge.get("cer")), "judge on real test WER %": _num(judge.get("wer"))})
     return pd.DataFrame(rows)
 
 
@@ -449,7 +451,9 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
         sections.append(s)
 
     s = Section("Generator quality", ["FID uses pooled encoder features of the judge recognizer (trained on real "
-                                      "training images); FID is biased by N, so compare only at equal N."])
+                                      "training images); FID is biased by N, so compare only at equal N. Readability "
+                                      "is the judge's ED/WER on generated words; its ED/WER on the real test words "
+                                      "beside it is what readable as real handwriting looks like to that judge."])
     add_table(s, "Final metrics of the chosen generator", table_gan(results), "gan_final.csv")
     for ds, e in results.get("datasets", {}).items():
         gan = e.get("gan") or {}

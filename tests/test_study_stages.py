@@ -123,6 +123,28 @@ def test_progress_lines_name_stage_and_eta(tmp_path):
     assert lines == ["[1/2] a: up to date, skipped", "[2/2] b: up to date, skipped"]
 
 
+def _busy_stage(ctx):
+    """A stage that draws a progress bar and keeps working past a few heartbeats."""
+    import time
+    from datasets.progress import progress
+    bar = progress(total=10, desc="busy")
+    bar.update(3)
+    bar.refresh()
+    time.sleep(1.0)
+    bar.close()
+    return {"done": True}
+
+
+def test_parallel_heartbeat_shows_each_running_stage_progress_bar(tmp_path):
+    lines: list[str] = []
+    stages = [Stage("p", _busy_stage, {"k": 1}), Stage("q", _busy_stage, {"k": 2})]
+    res = StageRunner(tmp_path, stages, log=lines.append).run_parallel(jobs=2, heartbeat=0.3)
+    assert res == {"p": {"done": True}, "q": {"done": True}}
+    beats = [l for l in lines if l.startswith("  p (") or l.startswith("  q (")]
+    assert any("busy" in l and "3/10" in l for l in beats), lines
+    assert not list(tmp_path.rglob(".progress*"))                 # status files go with their stage
+
+
 def _costed(costs: dict[str, float], edges: dict[str, tuple[str, ...]]) -> StageRunner:
     stages = [Stage(n, lambda ctx: {}, {}, inputs=edges.get(n, ()), cost=c) for n, c in costs.items()]
     return StageRunner(".", stages, log=lambda m: None)
