@@ -43,7 +43,7 @@ def progress(iterable=None, desc: str = "", total: int | None = None, disable: b
     if env == "0":
         disable = True
     elif sink:
-        kwargs.update(file=LatestLineFile(sink), mininterval=5.0, ncols=80)
+        kwargs.update(file=LatestLineFile(sink), mininterval=5.0, ncols=110)
         return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, **kwargs)
     elif env != "1" and not sys.stderr.isatty():
         kwargs.setdefault("mininterval", 30.0)
