@@ -12,6 +12,8 @@ import sys
 
 from tqdm.auto import tqdm
 
+from .format import atomic_write_text
+
 PROGRESS_FILE_ENV = "HTRAUG_PROGRESS_FILE"
 
 
@@ -24,10 +26,8 @@ class LatestLineFile:
     def write(self, text: str) -> int:
         line = next((part.strip() for part in reversed(text.replace("\n", "\r").split("\r")) if part.strip()), "")
         if line:
-            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
             try:
-                tmp.write_text(line + "\n", encoding="utf-8")
-                os.replace(tmp, self.path)
+                atomic_write_text(self.path, line + "\n")
             except OSError:   # progress is advisory: never fail the work over it
                 pass
         return len(text)
@@ -44,7 +44,8 @@ def progress(iterable=None, desc: str = "", total: int | None = None, disable: b
         disable = True
     elif sink:
         kwargs.update(file=LatestLineFile(sink), mininterval=5.0, ncols=110)
-        return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, **kwargs)
     elif env != "1" and not sys.stderr.isatty():
         kwargs.setdefault("mininterval", 30.0)
-    return tqdm(iterable, desc=desc, total=total, disable=disable, dynamic_ncols=True, leave=False, **kwargs)
+    if not sink:
+        kwargs["dynamic_ncols"] = True   # a terminal's width; the status file has a fixed one
+    return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, **kwargs)
