@@ -6,8 +6,6 @@ package's API changes, only this file changes.
 """
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
-import inspect
 import os
 from pathlib import Path
 import subprocess
@@ -15,7 +13,7 @@ import sys
 from typing import Callable, Protocol
 
 from datasets.errors import UserError
-from datasets.format import atomic_write_json
+from datasets.files import atomic_write_json
 
 
 class StudyBackend(Protocol):
@@ -31,23 +29,6 @@ class StudyBackend(Protocol):
     def generate(self, run: Path, n: int, out: Path, words: list[str] | None, seed: int) -> Path: ...
     def sample_grids(self, run: Path, out_png: Path, seed: int) -> Path: ...
     def metric(self, name: str, real: Path, fake: Path, **opts) -> dict: ...
-
-
-def filter_kwargs(target, opts: dict, log: Callable[[str], None] | None = None) -> dict:
-    """Keep only the keys `target` (a dataclass or callable) accepts; report dropped keys."""
-    if is_dataclass(target):
-        names = {f.name for f in fields(target)}
-        var_kw = False
-    else:
-        params = inspect.signature(target).parameters
-        names = set(params)
-        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if var_kw:
-        return dict(opts)
-    dropped = sorted(k for k in opts if k not in names)
-    if dropped and log:
-        log(f"  note: {getattr(target, '__qualname__', target)} has no {', '.join(dropped)}; ignored")
-    return {k: v for k, v in opts.items() if k in names}
 
 
 def torchrun_command(kind: str, config_path: Path, gpus: int, python: str | None = None) -> list[str]:
@@ -86,49 +67,37 @@ class RealBackend:
     # ---- data ----------------------------------------------------------------------------
     def build_standin(self, kind, out, n_train, n_val, n_test, height, width, seed, **options):
         from datasets.build import build_standin
-        opts = dict(kind=kind, out=out, n_train=n_train, n_val=n_val, n_test=n_test, height=height,
-                    width=width, seed=seed, show_progress=self.show_progress, **options)
-        return Path(build_standin(**filter_kwargs(build_standin, opts, self.log)))
+        return Path(build_standin(kind, out, n_train, n_val, n_test, height, width, seed,
+                                  show_progress=self.show_progress, **options))
 
     def import_dataset(self, fmt, root, out, height, width, options):
         from datasets.importers import import_dataset
-        opts = dict(fmt=fmt, root=root, out=out, **options)
-        bad = sorted(set(filter_kwargs(import_dataset, opts)) ^ set(opts))
-        if bad:
-            raise UserError(f"dataset import options {', '.join(bad)} are not known to the '{fmt}' importer")
         # Images are stored as imported; height/width let the importer count what preprocessing drops.
-        sized = filter_kwargs(import_dataset, {"height": height, "width": width})
-        return Path(import_dataset(**opts, **sized))
+        return Path(import_dataset(fmt, root, out, height=height, width=width, **options))
 
     # ---- training ------------------------------------------------------------------------
-    def _train(self, kind: str, opts: dict, resume: bool) -> Path:
-        if kind == "htr":
-            from htr.train import HtrTrainConfig as Cfg, train
-        else:
-            from gan.train import GanTrainConfig as Cfg, train
-        opts = dict(opts, resume=resume, device=self.device, show_progress=self.show_progress,
-                    progress=self.show_progress)
-        kw = filter_kwargs(Cfg, opts)
-        if self.gpus and self.gpus > 1:
-            return self._torchrun(kind, kw, Path(opts["out"]))
-        return Path(train(Cfg(**kw)))
+    def train_htr(self, opts, resume):
+        from htr.train import HtrTrainConfig, train
+        cfg = HtrTrainConfig.from_json({**opts, "resume": resume, "device": self.device, "show_progress": self.show_progress})
+        return self._torchrun("htr", cfg) if self.gpus > 1 else Path(train(cfg))
 
-    def _torchrun(self, kind: str, kw: dict, out: Path) -> Path:
+    def train_gan(self, opts, resume):
+        from gan.train import GanTrainConfig, train
+        from .metrics.generator import score_generator
+        cfg = GanTrainConfig.from_json({**opts, "resume": resume, "device": self.device, "progress": self.show_progress})
+        return self._torchrun("gan", cfg) if self.gpus > 1 else Path(train(cfg, scorer=score_generator))
+
+    def _torchrun(self, kind: str, cfg) -> Path:
+        out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
         cfg_path = out.parent / f".{out.name}.{kind}-launch.json"
-        atomic_write_json(cfg_path, {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()})
+        atomic_write_json(cfg_path, cfg.to_json())
         cmd = torchrun_command(kind, cfg_path, self.gpus)
         self.log("  " + " ".join(cmd))
         proc = subprocess.run(cmd, env=dict(os.environ))
         if proc.returncode != 0:
             raise UserError(f"{kind} training under torchrun failed (exit {proc.returncode}); see the log above")
         return out
-
-    def train_htr(self, opts, resume):
-        return self._train("htr", opts, resume)
-
-    def train_gan(self, opts, resume):
-        return self._train("gan", opts, resume)
 
     def evaluate_htr(self, run, data_dir, out_tsv=None):
         from htr.evaluate import evaluate

@@ -1,32 +1,44 @@
-"""The `htraug` command: one entry point, subcommands registered by each package's cli module."""
+"""The `htraug` command: the root parser creates every command group and hands it to the package
+that fills it (`datasets.cli.register(group)`, ...), so no package imports the root."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-# Each module exposes `register(subparsers)` adding its subcommands; handlers are set with
-# `parser.set_defaults(func=...)` and take the parsed namespace, returning an exit code.
-COMMAND_MODULES = (
-    "datasets.cli",   # data build / data import / data stats
-    "htr.cli",        # htr train / htr eval
-    "gan.cli",        # gan train / gan generate
-    "benchmark.metrics.cli",  # metrics fid / kid / gs / text / readability
-    "benchmark.study_cli",    # study run / report / compare
-    "benchmark.perf.cli",     # bench
-)
+
+def command_group(sub, name: str, help: str) -> argparse._SubParsersAction:
+    """Add a command group (e.g. `htraug data ...`) and return its sub-parsers."""
+    p = sub.add_parser(name, help=help, description=help)
+    p.set_defaults(func=lambda args, p=p: (p.print_help(), 2)[1])
+    return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The full `htraug` parser; handlers are set with `set_defaults(func=...)` and return an exit code."""
+    import datasets.cli
+    import gan.cli
+    import htr.cli
+    from . import study_cli
+    from .metrics import cli as metrics_cli
+    from .metrics.generator import score_generator
+    from .perf import cli as perf_cli
+    from .profiles import PROFILES, gan_train_fields
+
     parser = argparse.ArgumentParser(
         prog="htraug",
         description="Benchmark suite for handwritten-text-recognition data augmentation with a "
                     "word-conditioned GAN (Alonso et al., ICDAR 2019).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    datasets.cli.register(command_group(sub, "data", "Build offline stand-in datasets, import real ones, show their statistics."))
+    htr.cli.register(command_group(sub, "htr", "train and evaluate the gated-CNN/BiLSTM CTC recognizer"))
+    gan.cli.register(command_group(sub, "gan", "word-conditioned GAN: train, generate synthetic datasets, draw sample grids"),
+                     profiles={name: gan_train_fields(p) for name, p in PROFILES.items()},
+                     scorer=score_generator)
+    metrics_cli.register(command_group(sub, "metrics", "distribution and text metrics: FID, KID, Geometry Score, readability, ED/WER"))
+    study_cli.register(sub, command_group(sub, "study", "run the whole benchmark study (data → GAN → synthetic data → HTR → results)"))
+    perf_cli.register(sub)
     return parser
 
 
@@ -59,13 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"htraug: internal error: {type(exc).__name__}: {exc} (set HTRAUG_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
-
-
-def add_group(sub, name: str, help: str) -> argparse._SubParsersAction:
-    """Add a command group (e.g. `htraug data ...`) and return its sub-parsers."""
-    p = sub.add_parser(name, help=help, description=help)
-    p.set_defaults(func=lambda args, p=p: (p.print_help(), 2)[1])
-    return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
 
 
 if __name__ == "__main__":

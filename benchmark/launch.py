@@ -19,10 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     kind, cfg_path = argv
     kw = json.loads(Path(cfg_path).read_text(encoding="utf-8"))
     if kind == "htr":
-        from htr.train import HtrTrainConfig as Cfg, train
+        from htr.train import HtrTrainConfig, train
+        train(HtrTrainConfig.from_json(kw, where=cfg_path))
     else:
-        from gan.train import GanTrainConfig as Cfg, train
-    train(Cfg(**kw))
+        from gan.train import GanTrainConfig, train
+
+        from .metrics.generator import score_generator
+        train(GanTrainConfig.from_json(kw, where=cfg_path), scorer=score_generator)
     return 0
 
 

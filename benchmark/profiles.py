@@ -1,137 +1,150 @@
-"""Study profiles: plain data describing sizes, sample counts and training budgets (SPEC §8)."""
+"""Study profiles: plain data describing sizes, sample counts and the two training recipes
+(docs/DESIGN.md §8). A profile is composed of sizes, an `HtrRecipe` (every recognizer of the
+grid) and a `GanRecipe` (the main GAN; the ablations change single fields of it), so the study
+passes the recipes to the trainers as they are."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict, fields, replace
+from dataclasses import dataclass, fields
+from typing import Mapping
 
 from datasets.errors import UserError
-from gan.options import CONDITIONING as GAN_CONDITIONING, D_NORMS as GAN_D_NORMS
-
+from datasets.options import Options, option
+from datasets.preprocess import default_width
+from gan.config import GanRecipe
+from htr.config import HtrRecipe
 
 # Grid rows that can serve as the GAN's frozen readers: trained on real images only (no cycle
 # through the synthetic set). The real row's judge seed (and R's seed with gan_r_init) is skipped.
 READER_ROWS = ("real", "real+classic")
+STANDIN_NAMES = ("rimes-like", "arabic-like")
 
 
-@dataclass(frozen=True)
-class Profile:
+@dataclass(frozen=True, kw_only=True)
+class Profile(Options):
     """Everything a study run's size depends on; every stage reads its numbers from here."""
 
-    name: str
-    height: int                 # image height (paper: 128)
-    width: int                  # image width (paper: 512); width == 4 * height
-    n_train: int                # real training images per dataset (stand-in builders)
-    n_val: int
-    n_test: int
-    gan_channel_mult: float     # G/D channel multiplier (paper: 1.0)
-    gan_iterations: int
-    gan_batch: int
-    gan_eval_every: int
-    htr_width_mult: float       # recognizer width multiplier (the paper's "big" variant: 1.0 here)
-    htr_batch: int
-    htr_lr: float               # recognizer learning rate (paper: RMSprop 1e-4)
-    htr_max_epochs: int
-    htr_patience: int
-    htr_seeds: int              # repetitions per HTR row (mean ± std)
-    n_synthetic: int            # synthetic words generated for augmentation
-    fid_n: int                  # images per side for FID / KID
-    gs_n: int                   # points per side for the Geometry Score
-    gs_reps: int
-    real_fractions: tuple[float, ...] = (1.0,)  # real-data-size sweep
-    htr_dropout: float = 0.0    # recognizer decoder dropout (0: the plain network)
-    htr_lr_factor: float = 1.0  # reduce-on-plateau factor after 2 validations without improvement (1: off)
-    htr_lr_schedule: str = "constant"  # constant | cosine (to 0 over htr_max_epochs; excludes htr_lr_factor < 1)
-    htr_max_steps: int | None = None  # optimizer steps per recognizer (None: htr_max_epochs decides); equal for every row
-    htr_eval_every: int = 0     # validate every N steps (0: every epoch); patience counts validations
-    gan_r_init: bool = False    # start the GAN's R from a real-only recognizer (paper: False, R from scratch)
-    gan_alpha: float | None = 1.0  # gradient balancing α of the main GAN (paper: 1; None: plain sum, "no balancing")
-    gan_readers: tuple[str, ...] = ()  # grid rows (real, real+classic) whose units join R as frozen readers in G's step
-    gan_r_augment: bool = False  # distort generated images before R and the readers (classic augmentation)
-    sweep_all_datasets: bool = True  # the real-data-size sweep on every dataset (False: the first only)
-    gan_cond: str = "cbn"       # G's conditioning: cbn (paper) | linear (Table V) | aligned | spatial (not in the paper)
-    gan_d_norm: str = "bn"      # D's normalisation: bn (SPEC §6) | none (spectral norm only)
-    ablations: bool = False     # run the paper's ablation grid (Tables II–V)
-    ablation_iterations: int | None = None  # GAN iterations of each ablation run (None: gan_iterations)
-    datasets: tuple[str, ...] = ("rimes-like", "arabic-like")
+    name: str = option(help="profile name")
+    height: int = option(help="image height (paper: 128), a power of two ≥ 8", min=8)
+    width: int = option(help="image width (paper: 512), 4 × height", min=1)
+    n_train: int = option(help="real training images per stand-in dataset", min=1)
+    n_val: int = option(help="real validation images per stand-in dataset", min=1)
+    n_test: int = option(help="real test images per stand-in dataset", min=1)
+    n_synthetic: int = option(help="synthetic words generated for augmentation", min=1)
+    fid_n: int = option(help="images per side for FID / KID", min=1)
+    gs_n: int = option(help="points per side for the Geometry Score", min=1)
+    gs_reps: int = option(help="Geometry Score repetitions", min=1)
+    htr_seeds: int = option(help="repetitions per HTR row (mean ± std)", min=1)
+    real_fractions: tuple[float, ...] = option((1.0,), "real-data-size sweep: fractions of the training images")
+    sweep_all_datasets: bool = option(True, "the real-data-size sweep on every dataset (false: the first only)")
+    gan_r_init: bool = option(False, "start the GAN's R from a real-only recognizer (paper: R from scratch)")
+    gan_readers: tuple[str, ...] = option((), "grid rows (real, real+classic) whose units join R as frozen readers "
+                                          "in G's step")
+    ablations: bool = option(False, "run the paper's ablation grid (Tables II–V) on the first dataset")
+    ablation_iterations: int | None = option(None, "GAN iterations of each ablation run (null: the main GAN's)", min=1)
+    datasets: tuple[str, ...] = option(STANDIN_NAMES, "datasets of the study when the config names none")
+    htr: HtrRecipe = option(default_factory=HtrRecipe, help="the recognizers' recipe")
+    gan: GanRecipe = option(default_factory=GanRecipe, help="the main GAN's recipe")
 
-    def to_json(self) -> dict:
-        """Plain JSON values (tuples as lists), so a recorded profile equals a re-read one."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+    def check(self) -> None:
+        """Reject impossible sizes before any work starts."""
+        p = self.name
+        if self.height & (self.height - 1):
+            raise UserError(f"profile {p}: height {self.height} must be a power of two ≥ 8")
+        if self.width != default_width(self.height):
+            raise UserError(f"profile {p}: width {self.width} must be 4 × height ({default_width(self.height)})")
+        if not self.real_fractions or not all(0 < f <= 1 for f in self.real_fractions):
+            raise UserError(f"profile {p}: real_fractions must be a non-empty list of fractions in (0, 1]")
+        bad_rows = [r for r in self.gan_readers if r not in READER_ROWS]
+        if bad_rows:
+            raise UserError(f"profile {p}: gan_readers rows must be among {', '.join(READER_ROWS)}, got {', '.join(bad_rows)}")
+
+
+def gan_train_fields(p: Profile) -> dict:
+    """The GanTrainConfig fields a profile sets: its GAN recipe, sizes and metric sample sizes
+    (R's width is the recognizers' width)."""
+    return {**p.gan.to_json(), "height": p.height, "width": p.width, "htr_width_mult": p.htr.width_mult,
+            "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps}
 
 
 PROFILES = {
     "smoke": Profile(
         name="smoke", height=16, width=64, n_train=160, n_val=48, n_test=48,
-        gan_channel_mult=0.25, gan_iterations=30, gan_batch=16, gan_eval_every=15,
-        htr_width_mult=0.5, htr_batch=32, htr_lr=1e-3, htr_max_epochs=2, htr_patience=2, htr_seeds=2,
-        n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, real_fractions=(0.5, 1.0),
+        n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, htr_seeds=2, real_fractions=(0.5, 1.0),
         ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
+        htr=HtrRecipe(width_mult=0.5, batch_size=32, lr=1e-3, max_epochs=2, patience=2),
+        gan=GanRecipe(channel_mult=0.25, iterations=30, batch_size=16, eval_every=15),
     ),
     # quick: both datasets, every row and two seeds in under an hour on 2 CPU cores, run as two
     # one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
     # steps (real + synthetic rows no longer get more than real-only ones); the wider encoder learns
-    # faster per step. The GAN departs from the paper where it had to be readable on a CPU (RESULTS
-    # "GAN"): spatial conditioning, D without BN, R from the real-only unit of seed 1, the
-    # real+classic units as frozen readers on distorted fakes, no gradient balancing.
+    # faster per step; constant lr (the plateau decay, factor 0.5, cost 10 points of test ED here).
+    # The GAN departs from the paper where it had to be readable on a CPU (RESULTS "GAN"): spatial
+    # conditioning, D without BN, R from the real-only unit of seed 1, the real+classic units as
+    # frozen readers on distorted fakes, no gradient balancing.
     "quick": Profile(
         name="quick", height=32, width=128, n_train=3000, n_val=300, n_test=400,
-        gan_channel_mult=0.5, gan_iterations=900, gan_batch=16, gan_eval_every=300,
-        htr_width_mult=1.0, htr_batch=32, htr_lr=1e-3, htr_max_epochs=200, htr_patience=4, htr_seeds=2,
-        htr_max_steps=3000, htr_eval_every=500,
-        n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, real_fractions=(0.25, 1.0), sweep_all_datasets=False,
-        htr_dropout=0.3,   # constant lr: the plateau decay (factor 0.5) cost 10 points of test ED here
-        gan_cond="spatial", gan_d_norm="none", gan_r_init=True, gan_alpha=None,
-        gan_readers=("real+classic",), gan_r_augment=True,
+        n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, htr_seeds=2, real_fractions=(0.25, 1.0),
+        sweep_all_datasets=False, gan_r_init=True, gan_readers=("real+classic",),
+        htr=HtrRecipe(width_mult=1.0, batch_size=32, lr=1e-3, max_epochs=200, patience=4, max_steps=3000,
+                      eval_every=500, dropout=0.3),
+        gan=GanRecipe(channel_mult=0.5, iterations=900, batch_size=16, eval_every=300, cond="spatial",
+                      d_norm="none", alpha=None, r_augment=True),
     ),
     "paper": Profile(
         name="paper", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,
-        gan_channel_mult=1.0, gan_iterations=300000, gan_batch=64, gan_eval_every=10000,
-        htr_width_mult=1.0, htr_batch=64, htr_lr=1e-4, htr_max_epochs=200, htr_patience=20, htr_seeds=3,
-        n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, real_fractions=(0.05, 0.25, 1.0),
+        n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, htr_seeds=3, real_fractions=(0.05, 0.25, 1.0),
         ablations=True,
+        htr=HtrRecipe(width_mult=1.0, batch_size=64, lr=1e-4, max_epochs=200, patience=20),
+        gan=GanRecipe(channel_mult=1.0, iterations=300000, batch_size=64, eval_every=10000),
     ),
 }
 
+# Older flat spellings of recipe fields in study configs: `htr_<field>` and `gan_<field>` name the
+# recipes' fields; these two name the batch sizes.
+_FLAT_ALIASES = {"htr_batch": "htr_batch_size", "gan_batch": "gan_batch_size"}
 
-def get_profile(name: str, overrides: dict | None = None) -> Profile:
-    """A named profile with optional field overrides (validated: unknown keys are errors)."""
+
+def _nest(overrides: Mapping) -> dict:
+    """Overrides with flat `htr_<field>` / `gan_<field>` keys moved into the `htr` / `gan` tables."""
+    own = {f.name for f in fields(Profile)}
+    out: dict = {}
+    for key, value in overrides.items():
+        key = _FLAT_ALIASES.get(key, key)
+        prefix, _, rest = key.partition("_")
+        if key not in own and prefix in ("htr", "gan") and rest:
+            table = out.setdefault(prefix, {})
+            if not isinstance(table, dict):
+                raise UserError(f"overrides: {prefix} must be a table of recipe fields")
+            table[rest] = value
+        elif key in ("htr", "gan") and isinstance(value, Mapping):
+            out.setdefault(key, {}).update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def get_profile(name: str, overrides: Mapping | None = None) -> Profile:
+    """A named profile with optional field overrides (validated: unknown keys are errors).
+
+    Recipe fields are overridden in nested tables (`htr = {lr = 1e-3}`) or with their flat
+    spelling (`htr_lr = 1e-3`)."""
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; expected one of {', '.join(PROFILES)}")
     prof = PROFILES[name]
-    if overrides:
-        known = {f.name: f.type for f in fields(Profile)}
-        bad = sorted(set(overrides) - set(known))
-        if bad:
-            raise UserError(f"unknown profile key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
-        prof = replace(prof, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
-    validate_profile(prof)
-    return prof
+    if not overrides:
+        return prof
+    nested = _nest(overrides)
+    recipes = {}
+    for key, cls in (("htr", HtrRecipe), ("gan", GanRecipe)):
+        if key in nested:
+            recipes[key] = cls.from_json({**getattr(prof, key).to_json(), **nested.pop(key)}, where=f"profile {name}: {key}")
+    merged = {**prof.to_json(), **nested}
+    merged.update({k: r.to_json() for k, r in recipes.items()})
+    return profile_from_json(merged, where=f"profile {name}")
 
 
-def validate_profile(p: Profile) -> None:
-    """Reject impossible sizes before any work starts."""
-    if p.height < 8 or p.height & (p.height - 1):
-        raise UserError(f"profile {p.name}: height {p.height} must be a power of two ≥ 8")
-    if p.width != 4 * p.height:
-        raise UserError(f"profile {p.name}: width {p.width} must be 4 × height ({4 * p.height})")
-    for key in ("n_train", "n_val", "n_test", "gan_iterations", "gan_batch", "htr_batch", "fid_n", "gs_n", "gs_reps", "htr_seeds"):
-        if getattr(p, key) < 1:
-            raise UserError(f"profile {p.name}: {key} must be ≥ 1")
-    if p.htr_lr_schedule not in ("constant", "cosine"):
-        raise UserError(f"profile {p.name}: htr_lr_schedule must be constant or cosine, got {p.htr_lr_schedule!r}")
-    if p.htr_lr_schedule == "cosine" and p.htr_lr_factor != 1:
-        raise UserError(f"profile {p.name}: htr_lr_schedule cosine needs htr_lr_factor 1")
-    if p.htr_max_steps is not None and p.htr_max_steps < 1:
-        raise UserError(f"profile {p.name}: htr_max_steps must be ≥ 1 (or unset)")
-    if p.htr_eval_every < 0:
-        raise UserError(f"profile {p.name}: htr_eval_every must be ≥ 0")
-    if p.gan_alpha is not None and not p.gan_alpha > 0:
-        raise UserError(f"profile {p.name}: gan_alpha must be > 0 (or null: no balancing)")
-    bad_rows = [r for r in p.gan_readers if r not in READER_ROWS]
-    if bad_rows:
-        raise UserError(f"profile {p.name}: gan_readers rows must be among {', '.join(READER_ROWS)}, got {', '.join(bad_rows)}")
-    if p.gan_cond not in GAN_CONDITIONING:
-        raise UserError(f"profile {p.name}: gan_cond must be one of {', '.join(GAN_CONDITIONING)}, got {p.gan_cond!r}")
-    if p.gan_d_norm not in GAN_D_NORMS:
-        raise UserError(f"profile {p.name}: gan_d_norm must be one of {', '.join(GAN_D_NORMS)}, got {p.gan_d_norm!r}")
-    if not all(0 < f <= 1 for f in p.real_fractions):
-        raise UserError(f"profile {p.name}: real_fractions must lie in (0, 1]")
+def profile_from_json(obj: Mapping, where: str = "profile") -> Profile:
+    """A Profile from its recorded JSON (results.json, study.json, an override merge)."""
+    obj = dict(obj)
+    recipes = {key: cls.from_json(obj.pop(key, {}), where=f"{where}: {key}") for key, cls in (("htr", HtrRecipe), ("gan", GanRecipe))}
+    return Profile.from_json({**obj, **recipes}, where=where)

@@ -1,4 +1,4 @@
-"""`htraug study run|merge`, `htraug report` and `htraug compare` (SPEC §8–9)."""
+"""`htraug study run|merge`, `htraug report` and `htraug compare` (docs/DESIGN.md §8–9)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +7,10 @@ import sys
 from datasets.errors import UserError
 
 
-def register(sub) -> None:
-    """Add the study, report and compare commands to the `htraug` parser."""
-    from .cli import add_group
+def register(sub, study) -> None:
+    """Fill the `study` command group and add the top-level `report` and `compare` commands."""
     from .profiles import PROFILES
 
-    study = add_group(sub, "study", "run the whole benchmark study (data → GAN → synthetic data → HTR → results)")
     run = study.add_parser("run", help="run or resume a study", description=(
         "Run every stage of the study; up-to-date stages are skipped and interrupted ones resume."))
     run.add_argument("--profile", choices=sorted(PROFILES), default=None,
@@ -53,8 +51,8 @@ def _log(msg: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from .stages import format_seconds, parse_shard
-    from .study import load_study_config, plan_study, run_study, select_targets, detect_device, StageRunner
+    from .runner import parse_shard
+    from .study import detect_device, load_study_config, run_study
 
     shard = parse_shard(args.shard)
     cfg = load_study_config(args.profile, args.config, args.seed, args.gpus)
@@ -87,7 +85,7 @@ def default_jobs(device: str, gpus: int) -> int:
 
 def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = False, jobs: int = 1) -> None:
     """Print the projected duration (this machine, and GPUs for the paper profile) before any work."""
-    from .stages import StageRunner, format_seconds
+    from .runner import StageRunner, format_seconds
     from .study import plan_study, select_targets
 
     def total(dev: str, gpus: int, jobs: int = 1):

@@ -24,6 +24,19 @@ _HAMZA_FORMS = "ءأإآؤئ"
 ARABIC_SYMBOLS = _ARABIC_LETTERS + _HAMZA_FORMS + "ةى" + "٠١٢٣٤٥٦٧٨٩"
 
 LANGUAGE_DIRECTION = {"fr": "ltr", "ar": "rtl"}
+DIRECTIONS = ("ltr", "rtl")   # script directions as stored in meta.json; models keep a bool `rtl`
+
+
+def is_rtl(direction: str) -> bool:
+    """True for a right-to-left script; an unknown direction is an error."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'ltr' or 'rtl', got {direction!r}")
+    return direction == "rtl"
+
+
+def direction_name(rtl: bool) -> str:
+    """'rtl' or 'ltr' for a model's `rtl` flag."""
+    return "rtl" if rtl else "ltr"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from .alphabet import LANGUAGE_DIRECTION, Alphabet, for_language
 from .cpus import available_cpus
 from .errors import UserError
 from .fonts import FontInfo, load_pool, require_raqm, uncovered
-from .format import DatasetMeta, DatasetWriter, StagingDir, write_collection_meta
+from .files import StagingDir
+from .format import DatasetMeta, DatasetWriter, write_collection_meta
 from .progress import progress
 from .render import Renderer, WriterStyle, encode_png, random_writer
 from .words import WordPrior, make_prior

@@ -8,11 +8,8 @@ from pathlib import Path
 from .errors import UserError
 
 
-def register(sub) -> None:
-    """Add the `data` command group (build, import, stats) to the top-level sub-parsers."""
-    from benchmark.cli import add_group
-
-    group = add_group(sub, "data", "Build offline stand-in datasets, import real ones, show their statistics.")
+def register(group) -> None:
+    """Fill the `data` command group (build, import, stats)."""
     fmt = argparse.RawDescriptionHelpFormatter
 
     b = group.add_parser(

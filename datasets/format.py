@@ -7,17 +7,14 @@ one dataset directory per split (`train/`, `val/`, `test/`) and a `meta.json` of
 from __future__ import annotations
 
 from dataclasses import dataclass, field, asdict
-import json
-import os
 from pathlib import Path
-import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image
 
-from .alphabet import Alphabet, normalize_text
+from .alphabet import DIRECTIONS, Alphabet, normalize_text
 from .errors import UserError, located
+from .files import atomic_write_json, atomic_write_text, parse_json_file, read_text_file
 
 LABELS = "labels.tsv"
 META = "meta.json"
@@ -53,7 +50,7 @@ class DatasetMeta:
         for key in required:
             if key not in obj:
                 raise located(path, None, f"missing field '{key}' (expected {', '.join(required)})")
-        if obj["direction"] not in ("ltr", "rtl"):
+        if obj["direction"] not in DIRECTIONS:
             raise located(path, None, f"field 'direction' is {obj['direction']!r}, expected 'ltr' or 'rtl'")
         try:
             alphabet = Alphabet.from_json(obj["alphabet"])
@@ -103,24 +100,12 @@ def read_grey_png(path: Path, labels_path: Path | None = None, line: int | None 
         raise UserError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
 
 
-def read_text_file(path, what: str = "file") -> str:
-    """A UTF-8 text file's contents (BOM tolerated), with one-line errors naming the file."""
-    p = Path(path)
-    try:
-        return p.read_text(encoding="utf-8-sig")
-    except (FileNotFoundError, IsADirectoryError):
-        raise UserError(f"{p}: {what} not found") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{p}: not valid UTF-8 ({exc.reason})") from None
-
-
-def parse_json_file(path) -> object:
-    """Parse an existing UTF-8 JSON file; invalid JSON is a one-line error naming file:line."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise located(path, getattr(exc, "lineno", None), f"invalid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+def read_lines(path) -> list[str]:
+    """Lines of a UTF-8 text file (BOM tolerated, NFC-normalised, line ends removed, empty lines kept)."""
+    lines = read_text_file(path).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [normalize_text(ln.rstrip("\r")) for ln in lines]
 
 
 def read_meta(root: Path) -> dict:
@@ -181,84 +166,6 @@ def load_dataset(root, check_images: bool = False) -> Dataset:
             if not (root / rel).is_file():
                 raise located(root / LABELS, i + 1, f"image {rel} does not exist")
     return Dataset(root, meta, entries)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
-
-
-def read_jsonl(path) -> list[dict]:
-    """Records of a JSON-lines run log (a torn line from an interrupted run is ignored)."""
-    out = []
-    if not Path(path).is_file():
-        return out
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
-def rewind_jsonl(path, position_key: str, position: int) -> None:
-    """Keep the records of a run log up to `position` (by `position_key`), for a run resumed from
-    the checkpoint taken there: what came later will be written again. Position 0 (a fresh start)
-    empties the log. Atomic; a missing log stays missing."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    keep = [r for r in read_jsonl(path) if position and r.get(position_key, 0) <= position]
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
-
-
-class StagingDir:
-    """Build a directory under a temporary name next to `final` and rename it into place on success.
-
-    On any exception the temporary directory is removed and `final` is left untouched.
-    """
-
-    def __init__(self, final, overwrite: bool = False):
-        self.final = Path(final)
-        self.overwrite = overwrite
-        self.path: Path | None = None
-
-    def __enter__(self) -> Path:
-        if self.final.exists() and not self.overwrite:
-            raise UserError(f"{self.final}: already exists (choose another --out or remove it)")
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=self.final.parent))
-        os.chmod(self.path, 0o755)  # mkdtemp creates 0700
-        return self.path
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            return False
-        if self.final.exists():
-            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
-            os.replace(self.final, old)
-            os.replace(self.path, self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.path, self.final)
-        return False
 
 
 class DatasetWriter:

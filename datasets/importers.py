@@ -31,7 +31,8 @@ from PIL import Image
 
 from .alphabet import Alphabet, alphabet_from_texts, for_language, normalize_text
 from .errors import UserError, located
-from .format import DatasetMeta, DatasetWriter, StagingDir, write_collection_meta
+from .files import StagingDir
+from .format import DatasetMeta, DatasetWriter, write_collection_meta
 from .progress import progress
 
 FORMATS = ("rimes", "iam", "tsv", "khatt", "madcat")

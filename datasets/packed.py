@@ -16,7 +16,8 @@ import sys
 import numpy as np
 
 from .cpus import available_cpus
-from .format import LABELS, META, Dataset, atomic_write_json, load_dataset
+from .files import atomic_file, atomic_write_json
+from .format import LABELS, META, Dataset, load_dataset
 from .preprocess import fit_to_canvas
 from .progress import progress
 
@@ -110,12 +111,10 @@ def _packed_rows(ds: Dataset, height: int, width: int, workers: int):
 
 def _build(ds: Dataset, height: int, width: int, data_path: Path, index_path: Path, key: str, show_progress: bool) -> dict:
     """Write the packed file (the same bytes whatever the number of worker processes)."""
-    data_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = data_path.with_name(f".{data_path.name}.tmp-{os.getpid()}")
     texts, paths, dropped = [], [], 0
     bar = progress(total=len(ds), desc=f"packing {ds.root.name} {height}x{width}", disable=not show_progress)
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(data_path, "wb") as f:
             for i, row in _packed_rows(ds, height, width, pack_workers(len(ds))):
                 bar.update(1)
                 if row is None:
@@ -124,10 +123,6 @@ def _build(ds: Dataset, height: int, width: int, data_path: Path, index_path: Pa
                 f.write(row)
                 texts.append(ds.entries[i][1])
                 paths.append(ds.entries[i][0])
-        os.replace(tmp, data_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         bar.close()
     index = {"key": key, "height": height, "width": width, "texts": texts, "paths": paths, "dropped": dropped}

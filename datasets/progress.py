@@ -12,7 +12,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from .format import atomic_write_text
+from .files import atomic_write_text
 
 PROGRESS_FILE_ENV = "HTRAUG_PROGRESS_FILE"
 

@@ -8,6 +8,7 @@ from torch.utils.data import Dataset as TorchDataset
 from .alphabet import Alphabet, ctc_order
 from .packed import PackedImages, load_packed
 from .errors import UserError
+from .preprocess import to_unit_range
 
 
 class WordImageDataset(TorchDataset):
@@ -33,7 +34,7 @@ class WordImageDataset(TorchDataset):
         return len(self.packed)
 
     def __getitem__(self, i: int):
-        img = torch.from_numpy(np.asarray(self.packed.images[i], dtype=np.float32)).div_(127.5).sub_(1.0)
+        img = torch.from_numpy(to_unit_range(self.packed.images[i]))
         return img.unsqueeze(0), self.targets[i], len(self.targets[i])
 
 
@@ -45,17 +46,15 @@ def collate_words(batch):
     return images, targets, lengths
 
 
-# uint8 grey level -> float32 in [-1, 1], exactly as `x.float() / 127.5 - 1` computes it (read-only).
-_UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
-_UNIT_LUT.setflags(write=False)
+def unit_batch(images_u8) -> torch.Tensor:
+    """uint8 images (N, H, W) → the float32 model input (N, 1, H, W) in [-1, 1]."""
+    return torch.from_numpy(to_unit_range(images_u8)).unsqueeze(1)
 
 
 def batch_from_indices(ds: WordImageDataset, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fast batch assembly straight from the memory map (no per-item tensor work)."""
     idx = np.sort(np.asarray(indices))
-    u8 = np.asarray(ds.packed.images[idx])
-    # one table lookup instead of convert + divide + subtract passes (same float32 values, ~4× faster)
-    images = torch.from_numpy(np.take(_UNIT_LUT, u8)).unsqueeze(1)
+    images = unit_batch(ds.packed.images[idx])
     targets = torch.cat([ds.targets[i] for i in idx])
     lengths = torch.tensor([len(ds.targets[i]) for i in idx], dtype=torch.long)
     return images, targets, lengths

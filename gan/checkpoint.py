@@ -15,47 +15,35 @@ import torch
 
 from datasets.alphabet import Alphabet
 from datasets.errors import UserError
-from htr.checkpoint import save_atomic  # noqa: F401  (one atomic torch.save for both packages)
+from datasets.runs import BEST, LAST, CheckpointFormat, read_checkpoint as _read, resolve_checkpoint
 
-FORMAT = "htraug-gan"
-VERSION = 1
-BEST = "best.pt"
-LAST = "last.pt"
+CHECKPOINT = CheckpointFormat("htraug-gan", 1, "GAN")
+FORMAT, VERSION = CHECKPOINT.tag, CHECKPOINT.version
+
+__all__ = ["BEST", "CHECKPOINT", "FORMAT", "LAST", "VERSION", "checkpoint_alphabet", "read_checkpoint", "resolve"]
 
 
 def resolve(run_or_file) -> Path:
     """A checkpoint file, or a run directory's best.pt (falling back to last.pt)."""
-    p = Path(run_or_file)
-    if p.is_dir():
-        for name in (BEST, LAST):
-            if (p / name).is_file():
-                return p / name
-        raise UserError(f"{p}: no {BEST} or {LAST} in this GAN run directory")
-    if not p.exists():
-        raise UserError(f"{p}: no such GAN run directory or checkpoint")
-    return p
+    return resolve_checkpoint(run_or_file, CHECKPOINT)
 
 
 def read_checkpoint(path, device: str | torch.device = "cpu") -> dict:
     """Load and validate a GAN checkpoint with one-line errors (alphabet consistency included)."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{path}: not an htraug GAN checkpoint")
-    if ckpt.get("version", 0) > VERSION:
-        raise UserError(f"{path}: checkpoint version {ckpt.get('version')} is newer than this htraug ({VERSION})")
+    ckpt = _read(path, CHECKPOINT, device)
+    check_alphabet(ckpt, path)
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def check_alphabet(ckpt: dict, path) -> None:
+    """The stored alphabet must match its fingerprint and φ's symbol count."""
     alphabet = checkpoint_alphabet(ckpt)
     if alphabet.fingerprint != ckpt.get("alphabet_fingerprint"):
         raise UserError(f"{path}: the stored alphabet does not match its fingerprint (corrupt checkpoint)")
     if ckpt["net_config"]["num_symbols"] != len(alphabet.symbols):
         raise UserError(f"{path}: φ was built for {ckpt['net_config']['num_symbols']} symbols but the "
                         f"checkpoint's alphabet has {len(alphabet.symbols)}")
-    ckpt["path"] = str(path)
-    return ckpt
 
 
 def checkpoint_alphabet(ckpt: dict) -> Alphabet:

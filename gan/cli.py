@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from pathlib import Path
+from typing import Callable, Mapping
 
+from datasets.distributed import DEVICES_HELP, resolve_device
 from datasets.errors import UserError
-
-from .options import CONDITIONING, D_NORMS, LOSSES
+from datasets.options import add_arguments, given
+from datasets.runs import RESUME_RULE, RunDir
 
 TRAIN_EPILOG = """\
 Paper settings (Alonso et al. 2019) are the defaults: 128x512 images, channel multiplier 1.0,
 batch 64, Adam lr 2e-4 betas (0, 0.999), hinge loss, alpha 1, self-attention, CBN conditioning.
---profile smoke|quick|paper takes sizes and budgets from a study profile; explicit flags win.
+--profile smoke|quick|paper takes sizes, budgets and the GAN recipe from a study profile;
+explicit flags win.
 Ablations (paper Tables II-V): --alpha none|0.1|1|10, --loss gan|lsgan|hinge, --no-attention,
 --cond cbn|linear. --cond aligned (not in the paper) lays the characters' codes out along
 the width so every column of G knows which character it draws; --cond spatial also gives each
@@ -22,115 +23,56 @@ other trained recognizers' on distorted fakes: one recognizer alone is fooled by
 other recognizer reads (RESULTS.md "GAN").
 The run directory gets last.pt (full state; --resume continues it exactly, reusing the stored
 options unless given again), best.pt (best evaluation: FID with --judge, else readability CER),
-log.jsonl (one line per evaluation) and samples/iter_XXXXXX_{words,styles}.png.
+config.json, log.jsonl (one line per evaluation) and samples/iter_XXXXXX_{words,styles}.png.
 Multi-GPU: torchrun --nproc-per-node N -m benchmark.cli gan train ... --device cuda
 """
 
 
-def register(sub) -> None:
-    from benchmark.cli import add_group
-
-    g = add_group(sub, "gan", "word-conditioned GAN: train, generate synthetic datasets, draw sample grids")
-    _register_train(g)
+def register(g, profiles: Mapping[str, Mapping] | None = None, scorer: Callable | None = None) -> None:
+    """Fill the `gan` command group. `profiles` maps a study profile name to the GanTrainConfig
+    fields it sets (`gan train --profile`); `scorer` computes FID and GS during training
+    (see gan/evaluate.py)."""
+    _register_train(g, dict(profiles or {}), scorer)
     _register_generate(g)
     _register_samples(g)
 
 
-def _register_train(g) -> None:
+def _register_train(g, profiles: dict, scorer: Callable | None) -> None:
+    from .config import GanTrainConfig
+
     p = g.add_parser("train", help="train the GAN (φ, G, D, R) on a dataset directory",
                      description="Train the word-conditioned GAN with an auxiliary recognizer on a dataset directory.",
-                     epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a = p.add_argument
-    a("--data", metavar="DIR", help="training dataset directory (required unless resuming)")
-    a("--out", metavar="RUN", required=True, help="run directory to create (or resume)")
-    a("--val", metavar="DIR", help="reference images for FID/GS (default: the training set)")
-    a("--profile", choices=("smoke", "quick", "paper"), help="take sizes and budgets from a study profile")
-    a("--iterations", type=int, metavar="N", help="training iterations (default 100000)")
-    a("--max-minutes", type=float, metavar="M", help="stop earlier after M minutes of training (evaluates, saves, draws samples)")
-    a("--batch-size", type=int, metavar="B", help="images per batch (default 64)")
-    a("--height", type=int, metavar="H", help="image height, power of two 16..128 (default 128)")
-    a("--width", type=int, metavar="W", help="image width, must be 4 x height (default)")
-    a("--channel-mult", type=float, metavar="M", help="G/D filter multiplier (default 1.0 = paper)")
-    a("--htr-width-mult", type=float, metavar="M", help="recognizer R width multiplier (default 1.0)")
-    a("--r-init", metavar="RUN", help="start R from this recognizer's weights (an `htr train` run trained on real "
-      "images of the same alphabet, height and --htr-width-mult); default: R from scratch, as the paper")
-    a("--readers", metavar="RUN[,RUN...]", help="extra recognizers trained on real images of this alphabet and height: "
-      "frozen, their CTC on generated images is averaged with R's in G's update (not in the paper)")
-    a("--r-augment", action="store_const", const=True, help="distort generated images with the classic augmentations "
-      "before R and the readers in G's update (not in the paper)")
-    a("--lr", type=float, help="Adam learning rate for all networks (default 2e-4)")
-    a("--alpha", metavar="A", help="gradient balancing: none, or a positive number (default 1)")
-    a("--loss", choices=LOSSES, help="adversarial loss (default hinge)")
-    a("--no-attention", dest="attention", action="store_const", const=False, help="drop self-attention in G and D")
-    a("--cond", choices=CONDITIONING, help="inputs through CBN layers (default, paper), the first linear layer "
-      "(Table V), or CBN aligned with the characters' positions, per column ('aligned') or per pixel ('spatial'); "
-      "both not in the paper")
-    a("--d-norm", choices=D_NORMS, help="D's normalisation: batch norm (default, SPEC) or none (spectral norm only)")
-    a("--max-chars", type=int, metavar="N", help="longest word to generate (default: longest training label)")
-    a("--eval-every", type=int, metavar="K", help="evaluate and checkpoint every K iterations (default 1000)")
-    a("--sample-every", type=int, metavar="K", help="write sample grids every K iterations (default: --eval-every)")
-    a("--eval-words", type=int, metavar="N", help="generated words read back for readability (default 256)")
-    a("--judge", metavar="RUN", help="trained recognizer run: FID 'htr' features and judge readability")
-    a("--fid-n", type=int, metavar="N", help="images per side for FID, 0 = off (default 1000)")
-    a("--gs-n", type=int, metavar="N", help="points per side for the Geometry Score, 0 = off (default 500)")
-    a("--gs-reps", type=int, metavar="N", help="Geometry Score repetitions (default 20)")
-    a("--seed", type=int, help="seed for initialisation, data order, words and noise (default 0)")
-    a("--device", help="cpu, cuda, cuda:N or auto (default cpu)")
-    a("--amp", action="store_const", const=True, help="bf16 autocast on CUDA")
-    a("--channels-last", action="store_const", const=True, help="NHWC memory format for G, D and R on CUDA")
-    a("--compile", action="store_const", const=True, help="torch.compile G, D and R on CUDA (first steps compile)")
-    a("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is best on a busy machine)")
-    a("--resume", action="store_true", help="continue RUN from its last.pt")
-    a("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_train)
+                     epilog=TRAIN_EPILOG + "\n" + RESUME_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if profiles:
+        p.add_argument("--profile", choices=sorted(profiles), help="take sizes, budgets and the GAN recipe from a study "
+                       "profile; explicit flags win")
+    add_arguments(p, GanTrainConfig, required=("out",))
+    p.set_defaults(func=lambda args: _train(args, profiles, scorer))
 
 
-FLAG_TO_FIELD = {
-    "data": "data", "out": "out", "val": "val", "iterations": "iterations", "max_minutes": "max_minutes", "batch_size": "batch_size",
-    "height": "height", "width": "width", "channel_mult": "channel_mult", "htr_width_mult": "htr_width_mult", "r_init": "r_init",
-    "readers": "readers", "r_augment": "r_augment",
-    "lr": "lr", "loss": "loss", "attention": "attention", "cond": "cond", "d_norm": "d_norm", "max_chars": "max_chars",
-    "eval_every": "eval_every", "sample_every": "sample_every", "eval_words": "eval_words", "judge": "judge",
-    "fid_n": "fid_n", "gs_n": "gs_n", "gs_reps": "gs_reps", "seed": "seed", "device": "device", "amp": "amp", "channels_last": "channels_last", "compile": "compile", "threads": "threads",
-}
-
-
-def _profile_fields(name: str) -> dict:
-    from benchmark.profiles import get_profile
-
-    p = get_profile(name)
-    return {"height": p.height, "width": p.width, "channel_mult": p.gan_channel_mult, "iterations": p.gan_iterations,
-            "batch_size": p.gan_batch, "eval_every": p.gan_eval_every, "htr_width_mult": p.htr_width_mult,
-            "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps, "cond": p.gan_cond, "d_norm": p.gan_d_norm}
-
-
-def train_config_from_args(args) -> "GanTrainConfig":
+def train_config_from_args(args, profiles: Mapping[str, Mapping]) -> "GanTrainConfig":
     """Stored options (when resuming) < profile < explicit flags."""
-    from .config import GanTrainConfig, parse_alpha
+    from .checkpoint import CHECKPOINT
+    from .config import GanTrainConfig
 
-    fields: dict = {}
-    stored = Path(args.out) / "config.json"
-    if args.resume and stored.is_file():
-        fields.update(json.loads(stored.read_text(encoding="utf-8")))
-    if args.profile:
-        fields.update(_profile_fields(args.profile))
-    fields.update({f: getattr(args, k) for k, f in FLAG_TO_FIELD.items() if getattr(args, k) is not None})
-    if args.alpha is not None:
-        fields["alpha"] = parse_alpha(args.alpha)
-    if args.height is not None and args.width is None:
-        fields["width"] = 4 * args.height
-    fields["resume"] = bool(args.resume)
-    fields["progress"] = not args.quiet
-    if not fields.get("data"):
+    base: dict = {}
+    if getattr(args, "resume", False):
+        base.update(RunDir(args.out, CHECKPOINT).stored_config())
+    if getattr(args, "profile", None):
+        base.update(profiles[args.profile])
+    flags = given(args, GanTrainConfig)
+    if "height" in flags and "width" not in flags:
+        base.pop("width", None)           # the width follows an explicit height
+    if not {**base, **flags}.get("data"):
         raise UserError("--data is required (except with --resume on an existing run)")
-    return GanTrainConfig.from_json(fields)
+    return GanTrainConfig.from_json({**base, **flags})
 
 
-def _train(args) -> int:
+def _train(args, profiles: Mapping[str, Mapping], scorer: Callable | None) -> int:
     from .train import train
 
-    cfg = train_config_from_args(args)
-    run = train(cfg)
+    cfg = train_config_from_args(args, profiles)
+    run = train(cfg, scorer=scorer)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"GAN run: {run} (best: {run / 'best.pt'}, log: {run / 'log.jsonl'})")
     return 0
@@ -148,7 +90,7 @@ def _register_generate(g) -> None:
     a("--like", metavar="DIR", help="dataset the output will be mixed with: its alphabet and direction must match")
     a("--seed", type=int, default=0, help="seed for words and noise (default 0)")
     a("--batch-size", type=int, default=256, metavar="B", help="images per forward pass (default 256)")
-    a("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    a("--device", default="cpu", help=DEVICES_HELP + " (default cpu)")
     a("--amp", action="store_true", help="bf16 autocast on CUDA")
     a("--overwrite", action="store_true", help="replace DIR if it exists")
     p.set_defaults(func=_generate)
@@ -173,7 +115,7 @@ def _register_samples(g) -> None:
     a("--n-words", type=int, default=8, help="words when sampling p_w (default 8)")
     a("--n-styles", type=int, default=4, help="noise vectors z (default 4)")
     a("--seed", type=int, default=0, help="seed (default 0)")
-    a("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    a("--device", default="cpu", help=DEVICES_HELP + " (default cpu)")
     p.set_defaults(func=_samples)
 
 
@@ -189,10 +131,4 @@ def _samples(args) -> int:
 
 
 def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available")
-    return name
+    return str(resolve_device(name))

@@ -21,7 +21,8 @@ import torch
 
 from datasets.alphabet import Alphabet, normalize_text
 from datasets.errors import UserError
-from datasets.format import DatasetMeta, DatasetWriter, StagingDir, read_meta, read_text_file
+from datasets.files import StagingDir, read_text_file
+from datasets.format import DatasetMeta, DatasetWriter, read_meta
 from datasets.preprocess import from_unit_range
 from datasets.progress import progress
 

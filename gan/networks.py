@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from datasets.errors import UserError
+from datasets.preprocess import default_width
 
 from .options import ALIGNED_CONDITIONING, CONDITIONING, D_NORMS
 
@@ -93,8 +94,8 @@ class NetConfig:
         h, w = self.height, self.width
         if h < MIN_HEIGHT or h > MAX_HEIGHT or h & (h - 1):
             raise UserError(f"GAN height {h} must be a power of two between {MIN_HEIGHT} and {MAX_HEIGHT}")
-        if w != 4 * h:
-            raise UserError(f"GAN width {w} must be 4 × height ({4 * h})")
+        if w != default_width(h):
+            raise UserError(f"GAN width {w} must be 4 × height ({default_width(h)})")
         if self.cond not in CONDITIONING:
             raise UserError(f"conditioning {self.cond!r} must be one of {', '.join(CONDITIONING)}")
         if self.d_norm not in D_NORMS:

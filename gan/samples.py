@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from datasets.errors import UserError
+from datasets.files import atomic_file
 from datasets.fonts import FontSpec, find_font
 
 GAP = 4
@@ -77,11 +78,10 @@ def word_and_style_grids(images: np.ndarray, words: list[str], n_styles: int, la
 
 
 def save_png(grid: np.ndarray, path: Path) -> Path:
+    """Write a uint8 grey image as a PNG file, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(grid, mode="L").save(tmp)
-    tmp.replace(path)
+    with atomic_file(path, "wb") as f:
+        Image.fromarray(grid, mode="L").save(f, format="PNG")
     return path
 
 

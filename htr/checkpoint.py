@@ -1,4 +1,5 @@
-"""Recognizer checkpoints: atomic writes, loading, and the alphabet compatibility checks.
+"""Recognizer checkpoints: loading, and the alphabet compatibility checks (the run directory and
+atomic writes are datasets.runs').
 
 A checkpoint is a dict of plain Python values and tensors (loadable with `weights_only=True`):
     format, version, model (state dict), model_config (GatedCRNN arguments), alphabet
@@ -7,72 +8,57 @@ and for RUN/last.pt also `state` (optimizer, RNG states, early-stopping state).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-import tempfile
 
-import torch
-
-from datasets.alphabet import Alphabet
+from datasets.alphabet import Alphabet, direction_name
 from datasets.errors import UserError
+from datasets.preprocess import default_width
+from datasets.runs import BEST, LAST, CheckpointFormat, read_checkpoint as _read, resolve_checkpoint
 
 from .model import GatedCRNN
 
-FORMAT = "htraug-htr"
-VERSION = 1
-BEST = "best.pt"
-LAST = "last.pt"
+# Version 2: last.pt's random state is torch's global generator plus named streams (datasets.seeding).
+CHECKPOINT = CheckpointFormat("htraug-htr", 2, "recognizer")
+FORMAT, VERSION = CHECKPOINT.tag, CHECKPOINT.version
 
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["BEST", "CHECKPOINT", "FORMAT", "LAST", "VERSION", "as_recognizer", "build_model", "canvas_of",
+           "check_compatible", "check_labels_fit", "load_recognizer", "read_checkpoint", "resolve"]
 
 
 def read_checkpoint(path: Path, device: str = "cpu") -> dict:
-    """Load and validate a checkpoint file, with one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{path}: not an htraug recognizer checkpoint")
-    if ckpt.get("version", 0) > VERSION:
-        raise UserError(f"{path}: checkpoint version {ckpt.get('version')} is newer than this htraug ({VERSION})")
-    return ckpt
+    """Load and validate a recognizer checkpoint, with one-line errors."""
+    return _read(path, CHECKPOINT, device)
 
 
 def resolve(path_or_run_dir) -> Path:
     """A checkpoint file, or a run directory's best.pt (falling back to last.pt)."""
-    p = Path(path_or_run_dir)
-    if p.is_dir():
-        for name in (BEST, LAST):
-            if (p / name).is_file():
-                return p / name
-        raise UserError(f"{p}: no {BEST} or {LAST} in this run directory")
-    if not p.exists():
-        raise UserError(f"{p}: no such checkpoint or run directory")
-    return p
+    return resolve_checkpoint(path_or_run_dir, CHECKPOINT)
 
 
 def build_model(ckpt: dict, device: str = "cpu") -> GatedCRNN:
     """Rebuild the recognizer of a checkpoint and load its weights."""
     model = GatedCRNN(**ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
-    model.width = int(ckpt.get("width") or 4 * model.height)
+    model.width = int(ckpt.get("width") or default_width(model.height))
     return model.to(device)
+
+
+def canvas_of(model: GatedCRNN, info: dict | None = None) -> tuple[int, int]:
+    """(height, width) of the canvas a recognizer was trained on."""
+    width = getattr(model, "width", None) or (info or {}).get("width") or default_width(model.height)
+    return int(model.height), int(width)
+
+
+def as_recognizer(run_or_model, device: str = "cpu") -> tuple[GatedCRNN, Alphabet, dict]:
+    """(model, alphabet, info) from a run directory / checkpoint path or an already loaded
+    (model, alphabet[, info]) tuple (moved to `device`)."""
+    if isinstance(run_or_model, (str, Path)):
+        return load_recognizer(run_or_model, device)
+    if isinstance(run_or_model, tuple) and len(run_or_model) in (2, 3):
+        model, alphabet = run_or_model[0], run_or_model[1]
+        info = run_or_model[2] if len(run_or_model) == 3 else {"model_config": model.config()}
+        return model.to(device), alphabet, info
+    raise UserError("a recognizer must be a run directory, a checkpoint file or a (model, alphabet[, info]) tuple")
 
 
 def load_recognizer(path_or_run_dir, device: str = "cpu") -> tuple[GatedCRNN, Alphabet, dict]:
@@ -113,6 +99,6 @@ def check_compatible(info: dict, alphabet: Alphabet, meta, texts, where: str) ->
     """Check that a dataset (meta + transcriptions) can be evaluated by a loaded recognizer."""
     model_name = f"checkpoint {info.get('path', '?')}"
     check_labels_fit(alphabet, texts, where, model_name)
-    rtl = bool(info["model_config"].get("rtl"))
-    if (meta.direction == "rtl") != rtl:
-        raise UserError(f"{where}: dataset is {meta.direction} but {model_name} was trained on {'rtl' if rtl else 'ltr'} script")
+    trained = direction_name(bool(info["model_config"].get("rtl")))
+    if meta.direction != trained:
+        raise UserError(f"{where}: dataset is {meta.direction} but {model_name} was trained on {trained} script")

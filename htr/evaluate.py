@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.metrics.text import text_metrics
-from datasets.alphabet import Alphabet
+from .scoring import text_metrics
+from datasets.alphabet import Alphabet, direction_name
 from datasets.errors import UserError
-from datasets.format import atomic_write_text, load_dataset
+from datasets.files import atomic_write_text
+from datasets.format import load_dataset
 from datasets.packed import load_packed
+from datasets.preprocess import to_unit_range
 
-from .checkpoint import check_compatible, load_recognizer
+from .checkpoint import as_recognizer, canvas_of, check_compatible
 from .decode import greedy_decode, snap_to_lexicon
 from .model import GatedCRNN
 
@@ -34,24 +36,13 @@ def recognize(model: GatedCRNN, alphabet: Alphabet, images: torch.Tensor | np.nd
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             if isinstance(chunk, np.ndarray) or chunk.dtype == torch.uint8:
-                chunk = torch.from_numpy(np.array(chunk, dtype=np.float32)).div_(127.5).sub_(1.0)
+                chunk = torch.from_numpy(to_unit_range(np.asarray(chunk)))
                 chunk = chunk.unsqueeze(1) if chunk.dim() == 3 else chunk
             log_probs = model(chunk.to(device, non_blocking=True).float())
-            out.extend(greedy_decode(log_probs, alphabet, "rtl" if model.rtl else "ltr"))
+            out.extend(greedy_decode(log_probs, alphabet, direction_name(model.rtl)))
     finally:
         model.train(was_training)
     return out
-
-
-def _as_model(run_or_model, device: str):
-    """(model, alphabet, info) from a run directory / checkpoint path or an already loaded triple."""
-    if isinstance(run_or_model, (str, Path)):
-        return load_recognizer(run_or_model, device)
-    if isinstance(run_or_model, tuple) and len(run_or_model) in (2, 3):
-        model, alphabet = run_or_model[0], run_or_model[1]
-        info = run_or_model[2] if len(run_or_model) == 3 else {"model_config": model.config()}
-        return model.to(device), alphabet, info
-    raise TypeError("run_or_model must be a run directory, a checkpoint path or a (model, alphabet[, info]) tuple")
 
 
 def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 64, device: str = "cpu",
@@ -67,13 +58,13 @@ def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 6
     run_or_model = run if run_or_model is None else run_or_model
     if run_or_model is None or data_dir is None:
         raise TypeError("evaluate() needs a recognizer (run_or_model) and a data_dir")
-    model, alphabet, info = _as_model(run_or_model, device)
+    model, alphabet, info = as_recognizer(run_or_model, device)
     ds = load_dataset(data_dir)
     check_compatible(info, alphabet, ds.meta, ds.texts, str(data_dir))
-    width = int(getattr(model, "width", None) or info.get("width") or 4 * model.height)
-    packed = load_packed(ds, model.height, width, show_progress=show_progress)
+    height, width = canvas_of(model, info)
+    packed = load_packed(ds, height, width, show_progress=show_progress)
     if len(packed) == 0:
-        raise UserError(f"{data_dir}: no image fits {model.height}x{width} after preprocessing ({packed.dropped} dropped)")
+        raise UserError(f"{data_dir}: no image fits {height}x{width} after preprocessing ({packed.dropped} dropped)")
     hyps = recognize(model, alphabet, packed.images, batch_size, device)
     if lexicon:
         hyps = snap_to_lexicon(hyps, lexicon)

@@ -14,7 +14,9 @@ from pathlib import Path
 import sys
 
 from datasets.errors import UserError
-from datasets.format import parse_json_file
+from datasets.files import parse_json_file
+
+from .results import SWEEP_ROWS, load_results
 
 DEFAULT_TOLERANCES = Path(__file__).parent / "baselines" / "tolerances.json"
 LOWER_IS_BETTER = ("cer", "wer", "fid", "gs", "kid")
@@ -62,7 +64,7 @@ def flatten_metrics(results: dict) -> dict[str, float]:
                 put(f"{ds}/htr/{row}/{k}", agg.get(k))
         for point in entry.get("sweep") or []:
             f = f"f{point['fraction']:g}"
-            for row in ("real", "real+synthetic"):
+            for row in SWEEP_ROWS:
                 for k in ("cer_mean", "wer_mean"):
                     put(f"{ds}/sweep/{f}/{row}/{k}", (point.get(row) or {}).get(k))
             for k in ("gain_cer", "gain_wer"):
@@ -169,7 +171,6 @@ def format_table(checks: list[Check], show_all: bool = False) -> str:
 
 
 def _load(path: Path) -> dict:
-    from benchmark.study import load_results
     return load_results(path)
 
 

@@ -14,7 +14,9 @@ import shutil
 
 import pandas as pd
 
-from datasets.format import atomic_write_text
+from datasets.files import atomic_file, atomic_write_text
+
+from .results import load_results
 
 PAPER_DIR = Path(__file__).parent / "paper"
 PAPER_LABEL = "paper (RIMES/OpenHaRT, other data)"
@@ -122,7 +124,7 @@ def table_gan(results: dict) -> pd.DataFrame:
         f = (e.get("gan") or {}).get("final")
         judge = (e.get("judge") or {}).get("test") or {}
         if f:
-            rows.append({"dataset": ds, f"FID ({f.get('fid_extractor', 'htr')} features, n={f.get('fid_n')})": _num(f.get("fid")),
+            rows.append({"dataset": ds, f"FID ({f.get('fid_features', 'htr')} features, n={f.get('fid_n')})": _num(f.get("fid")),
                          "KID": _num(f.get("kid"), 4), f"GS (n={f.get('gs_n')}, {f.get('gs_reps')} reps)": _num(f.get("gs"), 4),
                          "readability ED %": _num(f.get("readability_cer")), "readability WER %": _num(f.get("readability_wer")),
                          "judge on real test ED %": _num(judge.get("cer")), "judge on real test WER %": _num(judge.get("wer"))})
@@ -170,10 +172,8 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=90, bbox_inches="tight")
     _plt().close(fig)
     return path
 
@@ -492,15 +492,23 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
         add_table(s, "Versions", pd.DataFrame([{"component": k, "version": str(v)} for k, v in vers.items()]), "versions.csv")
     prof = results.get("profile") or {}
     if prof:
-        add_table(s, "Profile", pd.DataFrame([{"field": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else str(v)}
-                                              for k, v in prof.items()]), "profile.csv")
+        add_table(s, "Profile", pd.DataFrame([{"field": k, "value": json.dumps(v) if isinstance(v, list) else str(v)}
+                                              for k, v in _flat_items(prof)]), "profile.csv")
     sections.append(s)
     return sections
 
 
+def _flat_items(obj: dict, prefix: str = ""):
+    """(dotted key, value) pairs of a nested dict (a profile with its recipe tables)."""
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            yield from _flat_items(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def render_report(study_dir, out_dir=None) -> Path:
     """Render STUDY_DIR/results.json into OUT (default STUDY_DIR/report); returns report.html."""
-    from benchmark.study import load_results
     study = Path(study_dir)
     results = load_results(study)
     out = Path(out_dir) if out_dir else study / "report"

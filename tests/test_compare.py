@@ -17,7 +17,7 @@ def _results(cer=10.0, wer=30.0, fid=50.0, gs=0.01, kid=0.05, gain=1.0, images=1
         "schema": 1, "kind": "htraug-study", "profile": {"name": "smoke"}, "config": {},
         "datasets": {"fr": {
             "stats": {"train": {"images": images, "words": 40, "characters": 30}},
-            "gan": {"final": {"fid": fid, "gs": gs, "kid": kid, "readability_cer": 20.0, "fid_extractor": "htr"}},
+            "gan": {"final": {"fid": fid, "gs": gs, "kid": kid, "readability_cer": 20.0, "fid_features": "htr"}},
             "htr": {"rows": {"real": dict(row), "real+synthetic": dict(row)}},
             "sweep": [{"fraction": 0.5, "real": {"cer_mean": cer, "wer_mean": wer},
                        "real+synthetic": {"cer_mean": cer - gain, "wer_mean": wer}, "gain_cer": gain}],

@@ -9,6 +9,7 @@ import pytest
 from datasets.build import build_standin, make_writers, split_writers
 from datasets.errors import UserError
 from datasets.format import load_dataset
+from benchmark.cli import build_parser
 
 SMALL = dict(n_train=70, n_val=12, n_test=12, height=32, width=128, show_progress=False)
 
@@ -81,11 +82,9 @@ def test_arabic_build_and_failure_leaves_nothing(tmp_path):
 
 
 def test_cli_build_and_stats(tmp_path, capsys):
-    import argparse
-    from datasets import cli
+    from benchmark.cli import build_parser
 
-    parser = argparse.ArgumentParser(prog="htraug")
-    cli.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["data", "build", "--dataset", "rimes-like", "--out", str(tmp_path / "c"),
                               "--train", "8", "--val", "3", "--test", "3", "--height", "16", "--width", "64",
                               "--workers", "1", "--writers-per-font", "3"])

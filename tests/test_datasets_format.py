@@ -6,7 +6,8 @@ import torch
 from datasets.alphabet import FRENCH
 from datasets.cpus import available_cpus
 from datasets.errors import UserError
-from datasets.format import DatasetMeta, DatasetWriter, StagingDir, load_dataset, read_jsonl, rewind_jsonl
+from datasets.files import StagingDir, read_jsonl, rewind_jsonl
+from datasets.format import DatasetMeta, DatasetWriter, load_dataset
 from datasets.packed import load_packed
 from datasets.preprocess import fit_to_canvas, from_unit_range, to_unit_range
 from datasets.torch_dataset import WordImageDataset, batch_from_indices

@@ -8,6 +8,7 @@ from PIL import Image
 from datasets.errors import UserError
 from datasets.format import load_dataset
 from datasets.importers import import_dataset
+from benchmark.cli import build_parser
 
 
 def _img(path, h=20, w=50, seed=0, mode="L"):
@@ -171,8 +172,7 @@ def test_cli_import_and_stats(tmp_path, capsys):
         _img(root / f"{i}.png", h=10, w=60, seed=i)
     (root / "train.tsv").write_text("".join(f"{i}.png\tmot{i}\n" for i in range(3)), encoding="utf-8")
     (root / "test.tsv").write_text("3.png\tfin\n", encoding="utf-8")
-    parser = argparse.ArgumentParser(prog="htraug")
-    cli.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["data", "import", "--format", "tsv", "--root", str(root), "--out", str(tmp_path / "o"),
                               "--language", "fr", "--height", "16", "--width", "64"])
     assert args.func(args) == 0

@@ -6,29 +6,28 @@ from datasets.errors import UserError
 from gan.networks import (ConditionalBatchNorm, Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, char_columns,
                           count_parameters, encode_words)
 from gan.words import estimate_char_px
-from test_gan_data import TINY_ALPHABET
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @torch.no_grad()
-def _forward(cfg, batch=2, nets=None):
+def _forward(cfg, alphabet, batch=2, nets=None):
     torch.manual_seed(0)
     phi, G, D = nets or (WordEncoder(cfg), Generator(cfg), Discriminator(cfg))
-    tokens, lengths = encode_words(["des", "tres"][:batch], TINY_ALPHABET)
+    tokens, lengths = encode_words(["des", "tres"][:batch], alphabet)
     word = phi(tokens, lengths)
     x = G(torch.randn(batch, cfg.z_dim), word)
     return word, x, D(x)
 
 
-def test_paper_config_shapes_and_sizes():
+def test_paper_config_shapes_and_sizes(tiny_alphabet):
     cfg = NetConfig(num_symbols=86)                       # 128×512, channel_mult 1.0
     assert cfg.n_blocks == 7 and cfg.z_dim == 128
     assert cfg.g_filters == [256, 128, 128, 64, 32, 16, 16]
     assert cfg.d_filters == [16, 16, 32, 64, 128, 128, 256]
     assert (cfg.g_attention_after, cfg.d_attention_after) == (4, 3)
     nets = phi, G, D = WordEncoder(cfg), Generator(cfg), Discriminator(cfg)
-    word, x, s = _forward(cfg, nets=nets)
+    word, x, s = _forward(cfg, tiny_alphabet, nets=nets)
     assert word.shape == (2, 256)
     assert x.shape == (2, 1, 128, 512) and x.abs().max() <= 1
     assert s.shape == (2,)
@@ -40,21 +39,21 @@ def test_paper_config_shapes_and_sizes():
 
 
 @pytest.mark.parametrize("height,mult", [(16, 0.25), (32, 0.5)])
-def test_small_configs_shapes(height, mult):
-    cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=height, width=4 * height, channel_mult=mult)
-    _, x, s = _forward(cfg)
+def test_small_configs_shapes(height, mult, tiny_alphabet):
+    cfg = NetConfig(num_symbols=len(tiny_alphabet.symbols), height=height, width=4 * height, channel_mult=mult)
+    _, x, s = _forward(cfg, tiny_alphabet)
     assert x.shape == (2, 1, height, 4 * height) and s.shape == (2,)
-    R = build_recognizer(TINY_ALPHABET.num_classes, height, 0.25)
+    R = build_recognizer(tiny_alphabet.num_classes, height, 0.25)
     with torch.no_grad():
         lp = R(x)
-    assert lp.shape == (4 * height // 4, 2, TINY_ALPHABET.num_classes)
+    assert lp.shape == (4 * height // 4, 2, tiny_alphabet.num_classes)
     assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2]), atol=1e-4)
 
 
 @pytest.mark.parametrize("attention,cond", [(False, "cbn"), (True, "linear"), (False, "linear")])
-def test_ablation_networks(attention, cond):
+def test_ablation_networks(attention, cond, tiny_alphabet):
     cfg = NetConfig(num_symbols=12, height=16, width=64, channel_mult=0.25, attention=attention, cond=cond)
-    _, x, s = _forward(cfg)
+    _, x, s = _forward(cfg, tiny_alphabet)
     assert x.shape == (2, 1, 16, 64) and s.shape == (2,)
     G = Generator(cfg)
     assert (G.attention is not None) == attention
@@ -64,24 +63,24 @@ def test_ablation_networks(attention, cond):
 
 @pytest.mark.parametrize("cond", ["aligned", "spatial"])
 @pytest.mark.parametrize("height,mult", [(16, 0.25), (32, 0.5), (128, 1.0)])
-def test_aligned_conditioning_shapes(height, mult, cond):
-    cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=height, width=4 * height, channel_mult=mult,
+def test_aligned_conditioning_shapes(height, mult, cond, tiny_alphabet):
+    cfg = NetConfig(num_symbols=len(tiny_alphabet.symbols), height=height, width=4 * height, channel_mult=mult,
                     cond=cond, char_px=height / 3)
-    word, x, s = _forward(cfg)
+    word, x, s = _forward(cfg, tiny_alphabet)
     assert word.shape == (2, 256, 4 * height)
     assert x.shape == (2, 1, height, 4 * height) and s.shape == (2,)
 
 
 @pytest.mark.parametrize("rtl", [False, True])
-def test_aligned_map_places_each_character(rtl):
+def test_aligned_map_places_each_character(rtl, tiny_alphabet):
     """Column x of φ's map holds the (layer-normalised) BiLSTM output of character
     ⌊(x + ½) / char_px⌋ counted from the writing side, and the learned paper vector past the
     word's end."""
-    cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=16, width=64, cond="aligned", char_px=5.0, rtl=rtl)
+    cfg = NetConfig(num_symbols=len(tiny_alphabet.symbols), height=16, width=64, cond="aligned", char_px=5.0, rtl=rtl)
     torch.manual_seed(0)
     phi = WordEncoder(cfg).eval()
     torch.nn.init.normal_(phi.paper)
-    tokens, lengths = encode_words(["des", "tres"], TINY_ALPHABET)
+    tokens, lengths = encode_words(["des", "tres"], tiny_alphabet)
     with torch.no_grad():
         cols = phi(tokens, lengths)
         states, _ = phi.lstm(phi.embed(tokens[1:]))          # "tres": the longest word, no padding
@@ -149,15 +148,15 @@ def test_spatial_cbn_gives_every_row_of_every_column_its_own_gain_and_bias():
         cbn(torch.zeros(2, 3, 8, 6), cond)
 
 
-def test_spatial_codes_add_the_character_identity():
+def test_spatial_codes_add_the_character_identity(tiny_alphabet):
     """'spatial' φ: the layer-normalised BiLSTM code plus a layer-normalised projection of the
     character's embedding, so two characters in the same context differ far more than with
     'aligned' (whose codes start ≈ 0.99 cosine-similar)."""
     def similarity(cond):
         torch.manual_seed(0)
-        cfg = NetConfig(num_symbols=len(TINY_ALPHABET.symbols), height=16, width=64, cond=cond, char_px=5.0)
+        cfg = NetConfig(num_symbols=len(tiny_alphabet.symbols), height=16, width=64, cond=cond, char_px=5.0)
         phi = WordEncoder(cfg).eval()
-        tokens, lengths = encode_words(["des", "tes"], TINY_ALPHABET)
+        tokens, lengths = encode_words(["des", "tes"], tiny_alphabet)
         with torch.no_grad():
             cols = phi(tokens, lengths)
         return torch.nn.functional.cosine_similarity(cols[0, :, 2], cols[1, :, 2], dim=0).item()   # 'd' vs 't'
@@ -165,13 +164,13 @@ def test_spatial_codes_add_the_character_identity():
     assert similarity("spatial") < similarity("aligned") - 0.2
 
 
-def test_word_encoding_ignores_padding():
+def test_word_encoding_ignores_padding(tiny_alphabet):
     """φ(s) of a word does not depend on the longer words padded beside it."""
     cfg = NetConfig(num_symbols=12, height=16, width=64)
     torch.manual_seed(0)
     phi = WordEncoder(cfg).eval()
-    alone = phi(*encode_words(["le"], TINY_ALPHABET))
-    batch = phi(*encode_words(["le", "cane", "tres"], TINY_ALPHABET))
+    alone = phi(*encode_words(["le"], tiny_alphabet))
+    batch = phi(*encode_words(["le", "cane", "tres"], tiny_alphabet))
     assert torch.allclose(alone[0], batch[0], atol=1e-6)
 
 

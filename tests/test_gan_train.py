@@ -8,16 +8,17 @@ import torch
 
 from datasets.errors import UserError
 from gan.checkpoint import read_checkpoint
-from gan.config import GanTrainConfig, parse_alpha
+from datasets.options import parse_none_or_float
+from benchmark.metrics.generator import score_generator
+from gan.config import GanTrainConfig
 from gan.networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, encode_words
 from gan.train import GanTraining, TrainingDiverged, g_step, train
-from test_gan_data import TINY_ALPHABET, make_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, make_tiny):
     return make_tiny(tmp_path_factory.mktemp("gan") / "tiny")
 
 
@@ -28,16 +29,16 @@ def _cfg(data, out, **kw):
     return GanTrainConfig(**base)
 
 
-def test_g_step_leaves_d_and_r_parameters_alone():
+def test_g_step_leaves_d_and_r_parameters_alone(tiny_alphabet):
     """R's (and D's) parameters receive no gradient from generated images; G and φ do."""
     torch.manual_seed(0)
     cfg = NetConfig(num_symbols=12, height=16, width=64, channel_mult=0.25)
     phi, G, D = WordEncoder(cfg), Generator(cfg), Discriminator(cfg)
-    R = build_recognizer(TINY_ALPHABET.num_classes, 16, 0.25)
+    R = build_recognizer(tiny_alphabet.num_classes, 16, 0.25)
     opt = torch.optim.Adam(list(phi.parameters()) + list(G.parameters()), lr=2e-4, betas=(0.0, 0.999))
     words = ["le", "des", "mot", "tres"]
-    tokens, lengths = encode_words(words, TINY_ALPHABET)
-    targets = torch.cat([torch.tensor(TINY_ALPHABET.encode(w)) for w in words])
+    tokens, lengths = encode_words(words, tiny_alphabet)
+    targets = torch.cat([torch.tensor(tiny_alphabet.encode(w)) for w in words])
     before = [p.detach().clone() for p in G.parameters()]
     out = g_step(phi, G, D, R, opt, tokens, lengths, targets, torch.randn(4, cfg.z_dim), 1.0, "hinge")
     assert all(p.grad is None for p in R.parameters())
@@ -167,37 +168,39 @@ def test_bad_config_values_are_one_line_errors(tiny, tmp_path):
         assert "\n" not in str(e.value)
     with pytest.raises(UserError, match="height"):
         train(_cfg(tiny, tmp_path / "y", height=24, width=96))
-    assert parse_alpha("none") is None and parse_alpha("10") == 10.0
-    with pytest.raises(UserError):
-        parse_alpha("big")
+    assert parse_none_or_float("none") is None and parse_none_or_float("10") == 10.0
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_none_or_float("big")
 
 
 def test_cli_options_map_to_config(tmp_path):
-    from benchmark.cli import add_group  # noqa: F401  (the CLI helper must exist)
+    from benchmark.cli import build_parser
+    from benchmark.profiles import PROFILES, gan_train_fields
     import gan.cli as cli
 
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers(dest="command"))
+    profiles = {name: gan_train_fields(p) for name, p in PROFILES.items()}
+    parser = build_parser()
     args = parser.parse_args(["gan", "train", "--data", "D", "--out", str(tmp_path / "r"), "--height", "32",
                               "--alpha", "none", "--loss", "lsgan", "--no-attention", "--cond", "linear",
                               "--eval-every", "7", "--profile", "smoke"])
-    cfg = cli.train_config_from_args(args)
+    cfg = cli.train_config_from_args(args, profiles)
     assert (cfg.height, cfg.width, cfg.alpha, cfg.loss, cfg.attention, cfg.cond, cfg.eval_every) == \
         (32, 128, None, "lsgan", False, "linear", 7)
     assert cfg.channel_mult == 0.25 and cfg.iterations == 30          # from the smoke profile
-    default = cli.train_config_from_args(parser.parse_args(["gan", "train", "--data", "D", "--out", "R"]))
+    default = cli.train_config_from_args(parser.parse_args(["gan", "train", "--data", "D", "--out", "R"]), profiles)
     assert (default.height, default.width, default.batch_size, default.lr, default.betas, default.alpha) == \
         (128, 512, 64, 2e-4, (0.0, 0.999), 1.0)
 
 
-def test_judge_readability_fid_and_gs_in_the_log(tmp_path):
+def test_judge_readability_fid_and_gs_in_the_log(tmp_path, make_tiny):
     """With a judge recognizer: judge CER, FID ('htr' features) and GS are logged; best.pt by FID."""
     from htr.train import HtrTrainConfig, train as train_htr
 
     data = make_tiny(tmp_path / "d72", n=72)
     judge = train_htr(HtrTrainConfig(train=str(data), val=str(data), out=str(tmp_path / "judge"), max_steps=1,
                                      width_mult=0.25, batch_size=8, threads=1, show_progress=False))
-    run = train(_cfg(data, tmp_path / "run", iterations=1, eval_every=1, judge=str(judge), fid_n=64, gs_n=64, gs_reps=2))
+    run = train(_cfg(data, tmp_path / "run", iterations=1, eval_every=1, judge=str(judge), fid_n=64, gs_n=64, gs_reps=2),
+                scorer=score_generator)
     rec = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
     assert "metrics_error" not in rec, rec.get("metrics_error")
     for key in ("cer_judge", "wer_judge", "fid", "gs"):
@@ -212,7 +215,7 @@ def test_non_finite_weights_are_never_checkpointed(tiny, tmp_path, monkeypatch):
         values = real_step()
         if t.iteration == 1:                      # running iteration 2: corrupt G, losses stay finite
             with torch.no_grad():
-                next(t.G.parameters()).fill_(float("inf"))
+                next(t.nets.G.parameters()).fill_(float("inf"))
         return values
     monkeypatch.setattr(t, "step", step)
     with pytest.raises(TrainingDiverged, match="non-finite weights in G") as e:
@@ -232,7 +235,7 @@ def test_rtl_ctc_targets_reverse_digit_runs_only():
     assert ctc_frames_needed("ب١١٢") == ctc_frames_needed("ب٢١١") == 5
 
 
-def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path):
+def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path, make_tiny):
     """--r-init: R begins with the recognizer's weights; another width or height is a one-line error."""
     from htr.checkpoint import read_checkpoint as read_htr, resolve
     from htr.train import HtrTrainConfig, train as train_htr
@@ -242,9 +245,9 @@ def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path):
                                    width_mult=0.25, batch_size=8, threads=1, show_progress=False))
     t = GanTraining(_cfg(data, tmp_path / "run", r_init=str(rec)))
     start = read_htr(resolve(rec))["model"]
-    assert all(torch.equal(v, t.R.state_dict()[k]) for k, v in start.items())
+    assert all(torch.equal(v, t.nets.R.state_dict()[k]) for k, v in start.items())
     scratch = GanTraining(_cfg(data, tmp_path / "run0"))
-    assert not all(torch.equal(v, scratch.R.state_dict()[k]) for k, v in start.items())
+    assert not all(torch.equal(v, scratch.nets.R.state_dict()[k]) for k, v in start.items())
     with pytest.raises(UserError, match="width multiplier 0.25 differs"):
         GanTraining(_cfg(data, tmp_path / "run1", r_init=str(rec), htr_width_mult=0.5))
     with pytest.raises(UserError, match="height 16 differs"):
@@ -256,7 +259,7 @@ def test_r_init_starts_r_from_a_recognizer_and_refuses_mismatches(tmp_path):
     assert read_checkpoint(resumed / "last.pt")["iteration"] == 2
 
 
-def test_g_step_averages_r_with_frozen_readers_on_distorted_images():
+def test_g_step_averages_r_with_frozen_readers_on_distorted_images(tiny_alphabet):
     """The R term is the mean CTC of R and the readers; readers and R get no parameter gradient;
     with `augment` the CTC is taken on the distorted batch and still reaches G."""
     from htr.augment import augment_batch
@@ -264,12 +267,12 @@ def test_g_step_averages_r_with_frozen_readers_on_distorted_images():
     torch.manual_seed(0)
     cfg = NetConfig(num_symbols=12, height=16, width=64, channel_mult=0.25, cond="spatial", char_px=8.0)
     phi, G, D = WordEncoder(cfg), Generator(cfg), Discriminator(cfg)
-    R = build_recognizer(TINY_ALPHABET.num_classes, 16, 0.25)
-    reader = build_recognizer(TINY_ALPHABET.num_classes, 16, 0.25).eval()
+    R = build_recognizer(tiny_alphabet.num_classes, 16, 0.25)
+    reader = build_recognizer(tiny_alphabet.num_classes, 16, 0.25).eval()
     opt = torch.optim.Adam(list(phi.parameters()) + list(G.parameters()), lr=2e-4, betas=(0.0, 0.999))
     words = ["le", "des", "mot", "tres"]
-    tokens, lengths = encode_words(words, TINY_ALPHABET)
-    targets = torch.cat([torch.tensor(TINY_ALPHABET.encode(w)) for w in words])
+    tokens, lengths = encode_words(words, tiny_alphabet)
+    targets = torch.cat([torch.tensor(tiny_alphabet.encode(w)) for w in words])
     z = torch.randn(4, cfg.z_dim)
     state = {k: v.clone() for k, v in G.state_dict().items()}, {k: v.clone() for k, v in phi.state_dict().items()}
 
@@ -297,7 +300,7 @@ def test_g_step_averages_r_with_frozen_readers_on_distorted_images():
     assert torch.isfinite(distorted["grad_norm_r"]) and distorted["grad_norm_r"] > 0
 
 
-def test_readers_join_training_resume_exactly_and_refuse_mismatches(tmp_path):
+def test_readers_join_training_resume_exactly_and_refuse_mismatches(tmp_path, make_tiny):
     """--readers / --r-augment: a run resumes bitwise (the distortion stream is saved); a reader of
     another height is a one-line error before training."""
     from htr.train import HtrTrainConfig, train as train_htr

@@ -15,6 +15,7 @@ from htr.checkpoint import load_recognizer, read_checkpoint
 from htr.evaluate import evaluate, recognize
 from htr.train import BatchPlan, HtrTrainConfig, initial_progress, is_improvement, train
 import htr.train as htr_train
+from benchmark.cli import build_parser
 
 SYMBOLS = "abcd"
 
@@ -226,9 +227,7 @@ def test_evaluate_and_cli(data, tmp_path, capsys):
     x = torch.ones(3, 1, 16, 64)
     assert len(recognize(model, alphabet, x, batch_size=2)) == 3
 
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    htr_cli.register(sub)
+    parser = build_parser()
     args = parser.parse_args(["htr", "eval", "--model", str(run), "--data", str(data["val"]), "--json"])
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

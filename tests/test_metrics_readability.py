@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.metrics.cli import register
 from benchmark.metrics.fid import fid
 from benchmark.metrics.kid import kid
 from benchmark.metrics.readability import readability, readability_of_dataset
@@ -19,6 +18,7 @@ from datasets.alphabet import Alphabet
 from datasets.errors import UserError
 from htr.checkpoint import FORMAT, VERSION
 from htr.model import GatedCRNN
+from benchmark.cli import build_parser
 
 H, W = 16, 64
 ALPHABET = Alphabet("abcdefghij", name="test")
@@ -83,8 +83,7 @@ def test_htr_features_for_fid_and_kid(judge_run, dataset):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser(prog="htraug")
-    register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from benchmark.probes.reader_transfer import SUBCOLUMNS, GlyphBank, main
-from test_gan_data import make_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,7 +35,7 @@ def test_glyph_bank_sub_columns_run_across_the_cell():
     assert torch.equal(_bank(True).sub, bank.sub.flip(0))
 
 
-def test_probe_runs_end_to_end_and_reports_the_judge(tmp_path):
+def test_probe_runs_end_to_end_and_reports_the_judge(tmp_path, make_tiny):
     from htr.train import HtrTrainConfig, train as train_htr
 
     data = make_tiny(tmp_path / "d", n=32)
@@ -51,7 +50,7 @@ def test_probe_runs_end_to_end_and_reports_the_judge(tmp_path):
     assert (tmp_path / "p.png").is_file()
 
 
-def test_probe_refuses_a_missing_reader(tmp_path, capsys):
+def test_probe_refuses_a_missing_reader(tmp_path, capsys, make_tiny):
     data = make_tiny(tmp_path / "d", n=8)
     assert main(["--data", str(data), "--readers", str(tmp_path / "nope"), "--judge", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -13,13 +13,12 @@ from PIL import Image
 from benchmark.cli import main as htraug
 from benchmark.study import load_study_config, run_study
 from reports.render import PAPER_LABEL, load_paper, render_report
-from study_fakes import FakeBackend
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, fake_backend):
     out = tmp_path_factory.mktemp("study")
-    run_study(load_study_config("smoke", seed=0), out, backend=FakeBackend(), log=lambda m: None, device="cpu")
+    run_study(load_study_config("smoke", seed=0), out, backend=fake_backend(), log=lambda m: None, device="cpu")
     return out
 
 

@@ -1,4 +1,4 @@
-"""The study orchestration end to end with an injected lightweight backend (tests/study_fakes.py):
+"""The study orchestration end to end with an injected lightweight backend (fake_backend, tests/conftest.py):
 skip logic, interruption + restart, sharding + merge, config validation, torchrun commands."""
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from benchmark.cli import main as htraug
 from benchmark.study import (load_study_config, merge_studies, plan_study, run_study, select_targets,
                              load_results)
 from datasets.errors import UserError
-from study_fakes import FakeBackend
 
 QUIET = {"log": lambda m: None, "device": "cpu"}
 VOLATILE = ("timings", "versions", "merged_from", "shard")
@@ -29,9 +28,9 @@ def smoke_cfg():
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, smoke_cfg):
+def reference(tmp_path_factory, smoke_cfg, fake_backend):
     out = tmp_path_factory.mktemp("ref")
-    backend = FakeBackend()
+    backend = fake_backend()
     results = run_study(smoke_cfg, out, backend=backend, **QUIET)
     return out, results, backend
 
@@ -51,7 +50,7 @@ def test_full_study_covers_every_section(reference, smoke_cfg):
     assert [r["setting"] for r in fr["ablations"]["alpha"]] == ["none", "0.1", "1 (ours)", "10"]
     assert "ablations" not in res["datasets"]["arabic-like"]   # the grid runs on the first dataset
     final = fr["gan"]["final"]
-    assert {"fid", "kid", "gs", "readability_cer", "readability_wer", "fid_extractor"} <= set(final)
+    assert {"fid", "kid", "gs", "readability_cer", "readability_wer", "fid_features"} <= set(final)
     assert fr["gan"]["log"] and fr["stats"]["train"]["images"] == 160
     for rel in fr["gan"]["grids"] + fr["gan"]["samples"] + [fr["data_samples"]]:
         assert rel.startswith("samples/") and (out / rel).is_file()
@@ -61,22 +60,22 @@ def test_full_study_covers_every_section(reference, smoke_cfg):
     assert on_disk["timings"]["stages_s"]
 
 
-def test_rerun_skips_everything(reference, smoke_cfg):
+def test_rerun_skips_everything(reference, smoke_cfg, fake_backend):
     out, res, _ = reference
-    backend = FakeBackend()
+    backend = fake_backend()
     again = run_study(smoke_cfg, out, backend=backend, **QUIET)
     assert backend.train_calls == [] and backend.calls == []
     assert _stable(again) == _stable(res)
 
 
-def test_more_seeds_run_only_the_new_units(tmp_path, reference):
+def test_more_seeds_run_only_the_new_units(tmp_path, reference, fake_backend):
     out, _, _ = reference
     import shutil
     shutil.copytree(out, tmp_path / "s", dirs_exist_ok=True)
     cfg2 = load_study_config("smoke", seed=0)
     from dataclasses import replace
     cfg2 = replace(cfg2, profile=replace(cfg2.profile, htr_seeds=3))
-    backend = FakeBackend()
+    backend = fake_backend()
     res = run_study(cfg2, tmp_path / "s", backend=backend, **QUIET)
     assert {k for k, _, _ in backend.train_calls} == {"htr"} and backend.calls == []
     assert len(backend.train_calls) == 2 * (5 + 2)          # seed 2 of every row and sweep row
@@ -84,14 +83,14 @@ def test_more_seeds_run_only_the_new_units(tmp_path, reference):
     assert res["datasets"]["rimes-like"]["htr"]["rows"]["real"]["n_seeds"] == 3
 
 
-def test_interrupted_and_restarted_study_gives_identical_results(tmp_path, reference, smoke_cfg):
+def test_interrupted_and_restarted_study_gives_identical_results(tmp_path, reference, smoke_cfg, fake_backend):
     _, ref, ref_backend = reference
-    backend = FakeBackend(interrupt_after=9)
+    backend = fake_backend(interrupt_after=9)
     with pytest.raises(KeyboardInterrupt):
         run_study(smoke_cfg, tmp_path, backend=backend, **QUIET)
     assert not (tmp_path / "results.json").exists()
     interrupted = backend.train_calls[-1]
-    again = FakeBackend()
+    again = fake_backend()
     res = run_study(smoke_cfg, tmp_path, backend=again, **QUIET)
     assert again.train_calls[0] == (interrupted[0], interrupted[1], True), "the interrupted trainer resumes"
     assert len(backend.train_calls) - 1 + len(again.train_calls) == len(ref_backend.train_calls)
@@ -100,13 +99,13 @@ def test_interrupted_and_restarted_study_gives_identical_results(tmp_path, refer
     assert _stable(disk) == _stable(json.loads(json.dumps(ref)))
 
 
-def test_shards_merge_into_the_unsharded_results(tmp_path, reference, smoke_cfg):
+def test_shards_merge_into_the_unsharded_results(tmp_path, reference, smoke_cfg, fake_backend):
     _, ref, _ = reference
     n = 3
     dirs = []
     for i in range(n):
         d = tmp_path / f"shard{i}"
-        res = run_study(smoke_cfg, d, backend=FakeBackend(), shard=(i, n), **QUIET)
+        res = run_study(smoke_cfg, d, backend=fake_backend(), shard=(i, n), **QUIET)
         assert res["shard"] == {"index": i, "count": n}
         dirs.append(d)
     merged = merge_studies(dirs, tmp_path / "merged", log=lambda m: None)
@@ -117,8 +116,8 @@ def test_shards_merge_into_the_unsharded_results(tmp_path, reference, smoke_cfg)
         assert (tmp_path / "merged" / rel).is_file()
 
 
-def test_merge_reports_missing_units(tmp_path, smoke_cfg):
-    run_study(smoke_cfg, tmp_path / "a", backend=FakeBackend(), shard=(0, 2), **QUIET)
+def test_merge_reports_missing_units(tmp_path, smoke_cfg, fake_backend):
+    run_study(smoke_cfg, tmp_path / "a", backend=fake_backend(), shard=(0, 2), **QUIET)
     merged = merge_studies([tmp_path / "a"], tmp_path / "m", log=lambda m: None)
     assert not merged["complete"] and merged["units"]["missing"]
 
@@ -152,12 +151,15 @@ def test_gpus_route_training_through_torchrun(tmp_path, monkeypatch):
     monkeypatch.setattr(backend_mod.subprocess, "run", fake_run)
     pytest.importorskip("htr.train")
     b = backend_mod.RealBackend(gpus=2, log=lambda m: None)
-    out = b.train_htr({"train": str(tmp_path / "t"), "val": str(tmp_path / "v"), "out": str(tmp_path / "run"),
-                       "seed": 3, "bogus_option": 1}, resume=False)
+    opts = {"train": str(tmp_path / "t"), "val": str(tmp_path / "v"), "out": str(tmp_path / "run"), "seed": 3}
+    with pytest.raises(UserError, match="bogus_option"):     # unknown trainer options are errors, never dropped
+        b.train_htr({**opts, "bogus_option": 1}, resume=False)
+    assert "cmd" not in seen
+    out = b.train_htr(opts, resume=False)
     assert out == tmp_path / "run"
     assert seen["cmd"][1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     launch_cfg = json.loads(Path(seen["cmd"][-1]).read_text())
-    assert launch_cfg["seed"] == 3 and "bogus_option" not in launch_cfg and launch_cfg["resume"] is False
+    assert launch_cfg["seed"] == 3 and launch_cfg["resume"] is False
 
 
 def _one_line_error(**kw) -> str:
@@ -177,9 +179,15 @@ def test_config_validation_errors_are_one_line(tmp_path):
     f.write_text(json.dumps({"profile": "smoke", "overrides": {"height": 24}}))
     assert "power of two" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "overrides": {"gan_cond": "film"}}))
-    assert "gan_cond" in _one_line_error(config_file=f)
+    msg = _one_line_error(config_file=f)
+    assert "cond" in msg and "film" in msg
     f.write_text(json.dumps({"profile": "smoke", "overrides": {"gan_d_norm": "layer"}}))
-    assert "gan_d_norm" in _one_line_error(config_file=f)
+    msg = _one_line_error(config_file=f)
+    assert "d_norm" in msg and "layer" in msg
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"htr": {"lr": -1}}}))     # the nested spelling
+    assert "lr" in _one_line_error(config_file=f)
+    f.write_text(json.dumps({"profile": "smoke", "overrides": {"n_train": 160.5}}))     # a float where an integer belongs
+    assert "n_train" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "overrides": {"fid_n": 100000}}))
     assert "fid_n" in _one_line_error(config_file=f)
     f.write_text(json.dumps({"profile": "smoke", "datasets": [{"name": "iam", "format": "iam", "path": str(tmp_path / "nope")}]}))
@@ -226,11 +234,11 @@ def test_load_results_rejects_other_files(tmp_path):
         load_results(tmp_path)
 
 
-def _run_recording_gan_options(cfg, out: Path) -> tuple[dict, list[dict]]:
+def _run_recording_gan_options(fake_backend, cfg, out: Path) -> tuple[dict, list[dict]]:
     """Run the study with the fake backend; return results.json and the options of every GAN run."""
     seen: list[dict] = []
 
-    class Recording(FakeBackend):
+    class Recording(fake_backend):
         def train_gan(self, opts, resume):
             seen.append(dict(opts))
             return super().train_gan(opts, resume)
@@ -238,7 +246,7 @@ def _run_recording_gan_options(cfg, out: Path) -> tuple[dict, list[dict]]:
     return run_study(cfg, out, backend=Recording(), **QUIET), seen
 
 
-def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_cfg):
+def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_cfg, fake_backend):
     """With gan_r_init the GAN (and every ablation) starts R from a real-only recognizer of seed S+1,
     never from the judge (seed S); that grid unit reuses the r-init stage instead of retraining."""
     from dataclasses import replace
@@ -247,7 +255,7 @@ def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_
     stages = {s.name: s for s in plan_study(cfg, backend=None)}
     assert stages["rimes-like/gan"].inputs == ("rimes-like/data", "rimes-like/judge", "rimes-like/r-init")
     assert all("rimes-like/r-init" in s.inputs for n, s in stages.items() if "/ablation/" in n)
-    res, seen = _run_recording_gan_options(cfg, tmp_path / "s")
+    res, seen = _run_recording_gan_options(fake_backend, cfg, tmp_path / "s")
     stage_of = lambda path: Path(path).parts[-3]    # noqa: E731  (…/stages/DATASET/STAGE/work/run)
     assert seen and all(stage_of(o["r_init"]) == "r-init" and stage_of(o["judge"]) == "judge" for o in seen)
     unit = json.loads((tmp_path / "s/stages/rimes-like/htr/real/f1/s1/stage.json").read_text())
@@ -255,15 +263,16 @@ def test_gan_r_init_trains_r_from_the_next_seeds_real_only_unit(tmp_path, smoke_
     assert res["complete"]
 
 
-def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cfg):
+def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cfg, fake_backend):
     """gan_cond / gan_d_norm set the main GAN and every ablation; a conditioning outside the paper's
     pair becomes Table V's "(ours)" row with cbn and linear as its ablations."""
     from dataclasses import replace
 
-    cfg = replace(smoke_cfg, profile=replace(smoke_cfg.profile, gan_cond="aligned", gan_d_norm="none"))
+    p = smoke_cfg.profile
+    cfg = replace(smoke_cfg, profile=replace(p, gan=replace(p.gan, cond="aligned", d_norm="none")))
     stages = {s.name for s in plan_study(cfg, backend=None)}
     assert {"rimes-like/ablation/conditioning=cbn", "rimes-like/ablation/conditioning=linear"} <= stages
-    res, seen = _run_recording_gan_options(cfg, tmp_path / "s")
+    res, seen = _run_recording_gan_options(fake_backend, cfg, tmp_path / "s")
     assert seen and all(o["d_norm"] == "none" for o in seen)
     conds = sorted(o["cond"] for o in seen)
     assert conds.count("aligned") == len(seen) - 2 and {"cbn", "linear"} <= set(conds)
@@ -271,46 +280,46 @@ def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cf
     assert rows == ["linear", "cbn", "aligned (ours)"]
 
 
-def test_parallel_jobs_give_the_sequential_results(tmp_path, reference):
+def test_parallel_jobs_give_the_sequential_results(tmp_path, reference, fake_backend):
     """Two forked workers at once: every stage runs once, results equal the sequential study's."""
     _, ref, _ = reference
     cfg = load_study_config("smoke", seed=0)
-    res = run_study(cfg, tmp_path, backend=FakeBackend(), jobs=2, **QUIET)
+    res = run_study(cfg, tmp_path, backend=fake_backend(), jobs=2, **QUIET)
     assert _stable(res) == _stable(ref)
     lines: list[str] = []
-    res2 = run_study(cfg, tmp_path, backend=FakeBackend(), jobs=2, log=lines.append, device="cpu")
+    res2 = run_study(cfg, tmp_path, backend=fake_backend(), jobs=2, log=lines.append, device="cpu")
     assert lines and not [m for m in lines if ": running" in m]       # all up to date now
     assert sum(": up to date, skipped" in m for m in lines) == len(res["stages"])
     assert _stable(res2) == _stable(ref)
 
 
-class _FailingGan(FakeBackend):
-    def train_gan(self, opts, resume):
-        raise UserError("gan: bad option X")
+def test_parallel_worker_failure_is_one_line_and_keeps_finished_stages(tmp_path, fake_backend):
+    class FailingGan(fake_backend):
+        def train_gan(self, opts, resume):
+            raise UserError("gan: bad option X")
 
-
-def test_parallel_worker_failure_is_one_line_and_keeps_finished_stages(tmp_path):
     cfg = load_study_config("smoke", seed=0)
     with pytest.raises(UserError, match="^gan: bad option X$"):
-        run_study(cfg, tmp_path, backend=_FailingGan(), jobs=2, **QUIET)
+        run_study(cfg, tmp_path, backend=FailingGan(), jobs=2, **QUIET)
     assert not (tmp_path / "results.json").exists()
     assert (tmp_path / "stages/rimes-like/data/stage.json").is_file()      # finished work is kept
     assert not (tmp_path / "stages/rimes-like/gan/stage.json").exists()
 
 
-def test_gan_readers_are_grid_units_never_the_judge(tmp_path, smoke_cfg):
+def test_gan_readers_are_grid_units_never_the_judge(tmp_path, smoke_cfg, fake_backend):
     """gan_readers rows feed every GAN run their units (all seeds) as frozen readers; the judge's
     model and R's starting point are never among them; gan_alpha/gan_r_augment reach every run."""
     from dataclasses import replace
 
-    prof = replace(smoke_cfg.profile, gan_r_init=True, gan_readers=("real", "real+classic"), gan_alpha=None,
-                   gan_r_augment=True, htr_seeds=3, ablation_iterations=2)
+    p = smoke_cfg.profile
+    prof = replace(p, gan_r_init=True, gan_readers=("real", "real+classic"), gan=replace(p.gan, alpha=None, r_augment=True),
+                   htr_seeds=3, ablation_iterations=2)
     cfg = replace(smoke_cfg, profile=prof)
     stages = {s.name: s for s in plan_study(cfg, backend=None)}
     readers = ("rimes-like/htr/real/f1/s2", "rimes-like/htr/real+classic/f1/s0",
                "rimes-like/htr/real+classic/f1/s1", "rimes-like/htr/real+classic/f1/s2")
     assert stages["rimes-like/gan"].inputs[3:] == readers
-    res, seen = _run_recording_gan_options(cfg, tmp_path / "s")
+    res, seen = _run_recording_gan_options(fake_backend, cfg, tmp_path / "s")
     for o in seen:   # …/stages/<unit>/work/run, the units of the GAN's own dataset
         ds = o["data"].split("/stages/")[1].split("/")[0]
         assert tuple(r.split("/stages/")[1].removesuffix("/work/run") for r in o["readers"]) == \

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchmark.stages import Stage, StageRunner, measured_speed, parse_shard, shard_units, stage_hash
+from benchmark.runner import Stage, StageRunner, measured_speed, parse_shard, shard_units, stage_hash
+from datasets.files import StagingDir
 from datasets.errors import UserError
 
 
@@ -76,11 +77,11 @@ def test_work_dir_of_another_config_is_wiped(tmp_path):
     assert not (tmp_path / "stages/b/work/stale.pt").exists()
 
 
-def test_publish_dir_is_atomic(tmp_path):
+def test_stage_outputs_are_published_atomically(tmp_path):
     seen = {}
 
     def fn(ctx):
-        with ctx.publish_dir(ctx.work / "out") as tmp:
+        with StagingDir(ctx.work / "out", overwrite=True) as tmp:
             (tmp / "x").write_text("1")
             seen["tmp"] = tmp
             raise RuntimeError("boom")
@@ -91,7 +92,7 @@ def test_publish_dir_is_atomic(tmp_path):
     assert not (tmp_path / "stages/s/stage.json").exists()
 
     def ok(ctx):
-        with ctx.publish_dir(ctx.work / "out") as tmp:
+        with StagingDir(ctx.work / "out", overwrite=True) as tmp:
             (tmp / "x").write_text("2")
         return {"x": (ctx.work / "out/x").read_text()}
 
@@ -138,7 +139,7 @@ def _busy_stage(ctx):
 def test_parallel_heartbeat_shows_each_running_stage_progress_bar(tmp_path):
     lines: list[str] = []
     stages = [Stage("p", _busy_stage, {"k": 1}), Stage("q", _busy_stage, {"k": 2})]
-    res = StageRunner(tmp_path, stages, log=lines.append).run_parallel(jobs=2, heartbeat=0.3)
+    res = StageRunner(tmp_path, stages, log=lines.append).run(jobs=2, heartbeat=0.3)
     assert res == {"p": {"done": True}, "q": {"done": True}}
     beats = [l for l in lines if l.startswith("  p (") or l.startswith("  q (")]
     assert any("busy" in l and "3/10" in l for l in beats), lines
@@ -191,7 +192,7 @@ def test_parse_shard():
 
 
 def test_code_fingerprint_follows_source_edits(tmp_path, monkeypatch):
-    from benchmark.study import code_fingerprint
+    from benchmark.study.plan import code_fingerprint
     pkg = tmp_path / "fakepkg_htraug"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")

@@ -1,13 +1,11 @@
 """Corpus-level ED (CER) and WER on hand-computed cases, and `htraug metrics text`."""
-import argparse
 import json
 
 import pytest
 
-from benchmark.cli import add_group
+from benchmark.cli import build_parser
 from benchmark.metrics.text import text_metrics
 from datasets.errors import UserError
-from htr import cli as htr_cli
 
 
 @pytest.mark.parametrize("ref,hyp,errors", [
@@ -58,10 +56,7 @@ def test_length_mismatch_raises():
 
 
 def _metrics_parser():
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    htr_cli.add_metrics_text_parser(add_group(sub, "metrics", "metrics"))
-    return parser
+    return build_parser()
 
 
 def test_metrics_text_command(tmp_path, capsys):

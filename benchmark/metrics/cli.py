@@ -5,20 +5,13 @@ import argparse
 import json
 
 
-def register(sub) -> None:
-    """Add the `metrics` command group to the top-level sub-parsers."""
-    from benchmark.cli import add_group
-
-    metrics = add_group(sub, "metrics", "distribution and text metrics: FID, KID, Geometry Score, readability, ED/WER")
-    _add_fid_kid(metrics, "fid", "Fréchet distance of feature Gaussians (FID)")
-    _add_fid_kid(metrics, "kid", "Kernel Inception Distance (unbiased MMD², cubic kernel)")
-    _add_gs(metrics)
-    _add_readability(metrics)
-    try:
-        from htr.cli import add_metrics_text_parser
-    except ImportError:  # htr not installed in this tree: no `metrics text`
-        return
-    add_metrics_text_parser(metrics)
+def register(group) -> None:
+    """Fill the `metrics` command group."""
+    _add_fid_kid(group, "fid", "Fréchet distance of feature Gaussians (FID)")
+    _add_fid_kid(group, "kid", "Kernel Inception Distance (unbiased MMD², cubic kernel)")
+    _add_gs(group)
+    _add_readability(group)
+    _add_text(group)
 
 
 SOURCE_HELP = "dataset directory, folder of same-size images, or .npy (N,H,W uint8 images or N,D features)"
@@ -79,6 +72,17 @@ def _add_readability(metrics) -> None:
     p.set_defaults(func=readability_command)
 
 
+def _add_text(metrics) -> None:
+    p = metrics.add_parser(
+        "text", help="ED/WER between a reference and a hypothesis file (one transcription per line)",
+        description="Corpus-level character edit distance (ED %) and word error rate (WER %) between two UTF-8 "
+                    "files compared line by line, case-sensitive and case-insensitive.")
+    p.add_argument("--ref", required=True, metavar="FILE", help="reference transcriptions, one per line")
+    p.add_argument("--hyp", required=True, metavar="FILE", help="hypotheses, one per line (same order)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=text_command)
+
+
 def _emit(result: dict, as_json: bool, lines: list[str]) -> int:
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
@@ -127,3 +131,19 @@ def readability_command(args) -> int:
         r = {k: v for k, v in r.items() if k != "hypotheses"}
     return _emit(r, args.json, [f"readability of {args.fake} ({r['n']} words): ED {r['cer']:.2f}% WER {r['wer']:.2f}% "
                                 f"(case-insensitive ED {r['cer_ci']:.2f}% WER {r['wer_ci']:.2f}%)"])
+
+
+def text_command(args) -> int:
+    """`htraug metrics text --ref FILE --hyp FILE [--json]`."""
+    from datasets.errors import UserError
+    from datasets.format import read_lines
+
+    from .text import format_text_metrics, text_metrics
+
+    refs, hyps = read_lines(args.ref), read_lines(args.hyp)
+    if len(refs) != len(hyps):
+        raise UserError(f"{args.ref} has {len(refs)} lines but {args.hyp} has {len(hyps)}; lines are compared in order")
+    if not refs:
+        raise UserError(f"{args.ref}: no lines to compare")
+    m = text_metrics(refs, hyps)
+    return _emit(m, args.json, [format_text_metrics(m, unit="lines")])

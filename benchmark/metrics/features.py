@@ -238,12 +238,13 @@ def _inception_extractor(cfg: ExtractorConfig) -> Extractor:
 def _htr_extractor(cfg: ExtractorConfig) -> Extractor:
     if not cfg.judge:
         raise UserError("htr features need a judge recognizer: pass --judge RUN (a run directory or checkpoint)")
-    from htr.checkpoint import load_recognizer
+    from htr.checkpoint import canvas_of, load_recognizer
 
     model, _alphabet, info = load_recognizer(cfg.judge, cfg.device)
     fn = lambda imgs: judge_features(model, imgs, cfg.batch_size, cfg.device)  # noqa: E731
     ident = f"htr:{file_digest(Path(info['path']))[:16]}"
-    return Extractor("htr", ident, fn, height=int(model.height), width=int(getattr(model, "width", 4 * model.height)))
+    height, width = canvas_of(model, info)
+    return Extractor("htr", ident, fn, height=height, width=width)
 
 
 EXTRACTORS = {"inception": _inception_extractor, "htr": _htr_extractor}
@@ -321,13 +322,13 @@ def cached_stats(images: np.ndarray, extractor: Extractor, source, where: str) -
 
 
 def _save_npz_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
+    from datasets.files import atomic_file
+
     try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # read-only dataset: run without the cache
+        with atomic_file(path, "wb") as f:
+            np.savez(f, **arrays)
+    except UserError:
+        pass  # read-only dataset: run without the cache
 
 
 @dataclass

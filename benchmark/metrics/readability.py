@@ -4,25 +4,12 @@ paper's visual inspection.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from datasets.errors import UserError
-
-
-def _load_judge(judge, device: str):
-    """(model, alphabet, info) from a run directory / checkpoint or an already loaded tuple."""
-    if isinstance(judge, (str, os.PathLike)):
-        from htr.checkpoint import load_recognizer
-
-        return load_recognizer(judge, device)
-    if isinstance(judge, tuple) and len(judge) in (2, 3):
-        model, alphabet = judge[0], judge[1]
-        info = judge[2] if len(judge) == 3 else {}
-        return model.to(device), alphabet, info
-    raise UserError("judge must be a recognizer run directory, a checkpoint file or a (model, alphabet[, info]) tuple")
+from htr.checkpoint import as_recognizer, canvas_of
 
 
 def readability(judge, images_u8: np.ndarray, words: list[str], batch_size: int = 64, device: str = "cpu") -> dict:
@@ -30,8 +17,6 @@ def readability(judge, images_u8: np.ndarray, words: list[str], batch_size: int 
 
     Returns benchmark.metrics.text.text_metrics' dict (cer, wer, *_ci, n, …) plus `hypotheses`.
     """
-    import torch
-
     from htr.evaluate import recognize
 
     from .text import text_metrics
@@ -43,13 +28,10 @@ def readability(judge, images_u8: np.ndarray, words: list[str], batch_size: int 
         raise UserError(f"{len(images_u8)} images but {len(words)} words")
     if len(words) == 0:
         raise UserError("readability needs at least one image")
-    model, alphabet, _info = _load_judge(judge, device)
+    model, alphabet, _info = as_recognizer(judge, device)
     if images_u8.shape[1] != model.height:
         raise UserError(f"images are {images_u8.shape[1]} pixels high but the judge recognizer expects {model.height}")
-    hyps: list[str] = []
-    for start in range(0, len(images_u8), 4096):  # convert in slices to bound memory
-        chunk = torch.from_numpy(images_u8[start:start + 4096].astype(np.float32) / 127.5 - 1.0)[:, None]
-        hyps.extend(recognize(model, alphabet, chunk, batch_size, device))
+    hyps = recognize(model, alphabet, images_u8, batch_size, device)   # converts batch by batch
     out = text_metrics(list(words), hyps)
     out["hypotheses"] = hyps
     return out
@@ -64,12 +46,12 @@ def readability_of_dataset(judge, data_dir, n: int | None = None, seed: int = 0,
 
     from .features import subsample_indices
 
-    model, alphabet, info = _load_judge(judge, device)
+    model, alphabet, info = as_recognizer(judge, device)
     ds = load_dataset(Path(data_dir))
-    width = int(getattr(model, "width", None) or info.get("width") or 4 * model.height)
-    packed = load_packed(ds, model.height, width, show_progress=False)
+    height, width = canvas_of(model, info)
+    packed = load_packed(ds, height, width, show_progress=False)
     if len(packed) == 0:
-        raise UserError(f"{data_dir}: no image fits {model.height}x{width} after preprocessing")
+        raise UserError(f"{data_dir}: no image fits {height}x{width} after preprocessing")
     idx = subsample_indices(len(packed), n, seed, str(data_dir))
     images = np.asarray(packed.images if idx is None else packed.images[idx])
     words = list(packed.texts) if idx is None else [packed.texts[i] for i in idx]

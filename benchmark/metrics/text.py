@@ -1,24 +1,4 @@
-"""Corpus-level text metrics (SPEC §7): character edit distance % and word error rate %."""
-from __future__ import annotations
+"""Corpus-level text metrics (ED, WER): the recognizer's own scoring, `htr.scoring`, in the registry."""
+from htr.scoring import format_text_metrics, text_metrics
 
-import editdistance
-
-
-def text_metrics(refs: list[str], hyps: list[str]) -> dict:
-    """ED (CER) % = Σ Levenshtein(ref, hyp) / Σ len(ref) × 100; WER % = share of word images
-    whose hypothesis is not exactly the reference. Case-sensitive, with `_ci` variants beside."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    out = {"n": len(refs)}
-    for suffix, fold in (("", lambda s: s), ("_ci", str.casefold)):
-        errors = chars = wrong = 0
-        for r, h in zip(refs, hyps):
-            r, h = fold(r), fold(h)
-            errors += editdistance.eval(r, h)
-            chars += len(r)
-            wrong += r != h
-        out[f"cer{suffix}"] = 100.0 * errors / chars if chars else 0.0
-        out[f"wer{suffix}"] = 100.0 * wrong / len(refs) if refs else 0.0
-        out[f"char_errors{suffix}"] = errors
-    out["chars"] = sum(len(r) for r in refs)
-    return out
+__all__ = ["format_text_metrics", "text_metrics"]

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     res = run(DataPerfConfig(a.kind, a.n, a.height, a.width, a.workers, a.batches, a.batch_size))
     print(json.dumps(res, indent=1))
     if a.json:
-        from datasets.format import atomic_write_json
+        from datasets.files import atomic_write_json
         atomic_write_json(a.json, res)
     return 0
 

@@ -321,7 +321,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def command(args) -> int:
-    from datasets.format import atomic_write_json
+    from datasets.files import atomic_write_json
 
     result = run(args)
     print(format_table(result))

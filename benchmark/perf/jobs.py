@@ -13,6 +13,7 @@ import multiprocessing as mp
 import time
 
 from datasets.cpus import available_cpus
+from datasets.preprocess import default_width
 
 
 def _train(threads: int, steps: int, batch: int, height: int, width_mult: float, start, out) -> None:
@@ -24,7 +25,7 @@ def _train(threads: int, steps: int, batch: int, height: int, width_mult: float,
     torch.manual_seed(0)
     model = GatedCRNN(87, height, width_mult, dropout=0.3)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, height, 4 * height)
+    x = torch.randn(batch, 1, height, default_width(height))
     targets = torch.randint(1, 87, (batch * 6,))
     lengths = torch.full((batch,), 6)
 
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"cpus": available_cpus(), "rows": rows}, indent=1))
     else:
-        print(f"recognizer training, {args.height}×{4 * args.height}, batch {args.batch}, width {args.width_mult}, "
+        print(f"recognizer training, {args.height}×{default_width(args.height)}, batch {args.batch}, width {args.width_mult}, "
               f"{available_cpus()} CPUs")
         for r in rows:
             print(f"  {r['jobs']} job(s) × {r['threads_each']} thread(s): {r['images_per_s']:8.1f} img/s  "

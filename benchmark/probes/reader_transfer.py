@@ -32,8 +32,10 @@ import time
 import numpy as np
 import torch
 
-from benchmark.metrics.text import text_metrics
+from htr.scoring import text_metrics
+from datasets.alphabet import is_rtl
 from datasets.errors import UserError
+from datasets.preprocess import default_width
 from datasets.format import load_dataset
 from datasets.packed import load_packed
 from gan.generate import sample_z
@@ -91,12 +93,12 @@ def run(args) -> dict:
         raise UserError("--readers and --judge must share one image height")
     for p in (p for r in readers for p in r.parameters()):
         p.requires_grad_(False)
-    width = 4 * height
+    width = default_width(height)
     packed = load_packed(ds, height, width, False)
     char_px = estimate_char_px(packed.images, list(packed.texts), direction)
     prior = build_prior(ds.meta.language, alphabet, max(1, int(width // char_px)), GatedCRNN.num_frames(width),
                         list(packed.texts))
-    rtl = direction == "rtl"
+    rtl = is_rtl(direction)
     if args.model == "glyphs":
         model = GlyphBank(alphabet.num_classes, height, width, char_px, rtl)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr or 0.05)

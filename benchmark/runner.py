@@ -12,8 +12,11 @@ On disk (under the study directory) a stage owns `stages/<name>/`:
 A stage counts as done only when stage.json exists with the current hash. An interrupted stage
 leaves its work directory behind; the next run finds the same hash there and calls the stage
 with `ctx.resume = True` so trainers continue from their last checkpoint. Stage functions publish
-finished artifacts through `ctx.publish_dir` (a temporary directory renamed into place) or the
-atomic writers in `datasets.format`, so no half-written artifact is ever visible.
+finished artifacts through the atomic writers of `datasets.files`, so no half-written artifact is
+ever visible.
+
+One scheduler runs the graph: up to `jobs` independent stages at once, in forked workers when
+jobs > 1, in this process through the same code path when jobs = 1.
 """
 from __future__ import annotations
 
@@ -28,12 +31,11 @@ from pathlib import Path
 import re
 import shutil
 import sys
-import tempfile
 import time
 from typing import Callable, Iterable
 
 from datasets.errors import UserError
-from datasets.format import atomic_write_json, atomic_write_text
+from datasets.files import atomic_write_json, atomic_write_text
 from datasets.progress import PROGRESS_FILE_ENV
 
 MARKER = "stage.json"
@@ -60,20 +62,6 @@ class StageContext:
         """Resolve a study-relative path stored in a result."""
         return self.study_dir / rel
 
-    @contextmanager
-    def publish_dir(self, final):
-        """Yield a temporary directory that becomes `final` (replacing it) only on success."""
-        final = Path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-        try:
-            yield tmp
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
 
 
 @dataclass
@@ -203,131 +191,90 @@ class StageRunner:
             return None
 
     # ---- execution ---------------------------------------------------------------------
-    def run(self, targets: Iterable[str] | None = None) -> dict[str, dict]:
-        """Run `targets` (default: all stages) and their dependencies; returns name → result."""
-        order = self.closure(list(targets) if targets is not None else list(self.stages))
-        total_cost = sum(self.stages[n].cost for n in order) or 1.0
-        done_cost = 0.0
-        spent = 0.0
-        spent_cost = 0.0
-        t_start = time.monotonic()
-        for i, name in enumerate(order, start=1):
-            st = self.stages[name]
-            h = self.hashes[name] = self.compute_hash(name)
-            prefix = f"[{i:>{len(str(len(order)))}}/{len(order)}] {name}"
-            marker = self.read_marker(name)
-            if marker and marker.get("hash") == h:
-                self.results[name] = marker.get("result", {})
-                self.timings[name] = float(marker.get("seconds", 0.0))
-                self.status[name] = "skipped"
-                done_cost += st.cost
-                self.log(f"{prefix}: up to date, skipped")
-                continue
-            # ETA: projected remaining cost, rescaled by how fast this machine has been so far.
-            speed = measured_speed(spent, spent_cost)
-            remaining = (total_cost - done_cost) * speed
-            self.log(f"{prefix}: running (stage ~{format_seconds(st.cost * speed)}, study ETA ~{format_seconds(remaining)})")
-            t0 = time.monotonic()
-            with self._lock(name):
-                marker = self.read_marker(name)  # another shard may have finished it meanwhile
-                if marker and marker.get("hash") == h:
-                    result = marker.get("result", {})
-                    seconds = float(marker.get("seconds", 0.0))
-                    self.status[name] = "skipped"
-                else:
-                    result, seconds = self._execute(st, h)
-                    self.status[name] = "ran"
-            self.results[name] = result
-            self.timings[name] = seconds
-            elapsed = time.monotonic() - t0
-            spent += elapsed
-            spent_cost += st.cost
-            done_cost += st.cost
-            self.log(f"{prefix}: done in {format_seconds(elapsed)} (elapsed {format_seconds(time.monotonic() - t_start)})")
-        return {n: self.results[n] for n in order}
+    def run(self, targets: Iterable[str] | None = None, jobs: int = 1, threads: int | None = None,
+            heartbeat: float = 30.0) -> dict[str, dict]:
+        """Run `targets` (default: all stages) and their dependencies; returns name → result.
 
-    # ---- parallel execution ------------------------------------------------------------
-    def run_parallel(self, targets: Iterable[str] | None = None, jobs: int = 2, threads: int | None = None,
-                     heartbeat: float = 30.0) -> dict[str, dict]:
-        """Run like `run`, but up to `jobs` independent stages at once, each in a forked worker.
-
-        The parent only schedules: ready stages (all inputs done) start in order of their longest
-        remaining chain of projected cost (the GAN chain before grid units), ties in plan order.
-        A worker sets `threads` torch CPU threads, runs the stage exactly as `run` would (same
-        lock, work dir, resume and marker), and exits; the parent reads its result back from the
-        marker. A failing worker stops new launches; running ones finish, then its error is raised.
-        Every `heartbeat` seconds without a finished stage, each running stage gets one line with
-        its newest progress bar (workers draw their bars into `stages/<name>/.progress`).
+        Ready stages (all inputs done) start in order of their longest remaining chain of
+        projected cost (the GAN chain before grid units), ties in plan order. With `jobs` > 1 up
+        to that many run at once, each in a forked worker with `threads` torch CPU threads that
+        runs the stage exactly as this process would (same lock, work dir, resume and marker) and
+        exits; the parent reads its result back from the marker. A failing worker stops new
+        launches; running ones finish, then its error is raised. Every `heartbeat` seconds without
+        a finished stage, each running stage gets one line with its newest progress bar (workers
+        draw their bars into `stages/<name>/.progress`). With jobs = 1 each stage runs here and
+        its own errors propagate as they are.
         """
-        if jobs <= 1:
-            return self.run(targets)
         order = self.closure(list(targets) if targets is not None else list(self.stages))
         index = {n: i for i, n in enumerate(order)}
         for name in order:
             self.hashes[name] = self.compute_hash(name)
         chain = self.critical_path(order)
-        width = len(str(len(order)))
+        label = lambda n: f"[{index[n] + 1:>{len(str(len(order)))}}/{len(order)}] {n}"  # noqa: E731
         pending: list[str] = []
         for name in order:
-            marker = self.read_marker(name)
-            if marker and marker.get("hash") == self.hashes[name]:
-                self.results[name] = marker.get("result", {})
-                self.timings[name] = float(marker.get("seconds", 0.0))
-                self.status[name] = "skipped"
-                self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: up to date, skipped")
-            else:
+            if not self._take_marker(name, "skipped"):
                 pending.append(name)
+            else:
+                self.log(f"{label(name)}: up to date, skipped")
         left = sum(self.stages[n].cost for n in pending)
         spent = spent_cost = 0.0
         t_start = time.monotonic()
-        ctx = multiprocessing.get_context("fork")
-        running: dict[object, tuple[str, object, float]] = {}   # sentinel → (name, process, start)
+        launcher = _ForkLauncher(self, threads) if jobs > 1 else _InlineLauncher(self)
         failure: str | None = None
-        while pending or running:
-            ready = [n for n in pending if all(d in self.results for d in self.stages[n].inputs)]
-            ready.sort(key=lambda n: (-chain[n], index[n]))
-            while failure is None and ready and len(running) < jobs:
+        while pending or launcher.running:
+            ready = sorted((n for n in pending if all(d in self.results for d in self.stages[n].inputs)),
+                           key=lambda n: (-chain[n], index[n]))
+            while failure is None and ready and len(launcher.running) < jobs:
                 name = ready.pop(0)
                 pending.remove(name)
                 speed = measured_speed(spent, spent_cost)
-                eta = left * speed / min(jobs, max(1, len(pending) + len(running) + 1))
-                self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: running "
+                eta = left * speed / min(jobs, max(1, len(pending) + len(launcher.running) + 1))
+                self.log(f"{label(name)}: running "
                          f"(stage ~{format_seconds(self.stages[name].cost * speed)}, study ETA ~{format_seconds(eta)})")
-                proc = ctx.Process(target=self._worker, args=(name, threads), name=f"stage {name}")
-                proc.start()
-                running[proc.sentinel] = (name, proc, time.monotonic())
+                launcher.start(name)
             if failure is not None:
                 pending.clear()
-            if not running:
+            if not launcher.running:
                 if pending:  # nothing can start: an input failed without raising (cannot happen)
                     raise RuntimeError(f"stages {pending[:3]} cannot start")
                 break
-            finished = multiprocessing.connection.wait(list(running), timeout=heartbeat)
+            finished = launcher.wait(heartbeat)
             if not finished:
                 now = time.monotonic()
-                for n, _, t0 in running.values():
+                for n, t0 in launcher.running.items():
                     self.log(f"  {n} ({format_seconds(now - t0)}): {self._progress_line(n) or 'running'}")
-            for sentinel in finished:
-                name, proc, t0 = running.pop(sentinel)
-                proc.join()
-                self._progress_path(name).unlink(missing_ok=True)
-                marker = self.read_marker(name)
-                if proc.exitcode != 0 or not marker or marker.get("hash") != self.hashes[name]:
-                    err = self._worker_error(name)
-                    failure = failure or (err or f"stage {name} failed (worker exit {proc.exitcode})")
-                    self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: failed")
+            for name, t0, error in finished:
+                if error is not None:
+                    failure = failure or error
+                    self.log(f"{label(name)}: failed")
                     continue
-                self.results[name] = marker.get("result", {})
-                self.timings[name] = float(marker.get("seconds", 0.0))
-                self.status[name] = "ran"
                 left -= self.stages[name].cost
                 spent += time.monotonic() - t0
                 spent_cost += self.stages[name].cost
-                self.log(f"[{index[name] + 1:>{width}}/{len(order)}] {name}: done in "
-                         f"{format_seconds(time.monotonic() - t0)} (elapsed {format_seconds(time.monotonic() - t_start)})")
+                self.log(f"{label(name)}: done in {format_seconds(time.monotonic() - t0)} "
+                         f"(elapsed {format_seconds(time.monotonic() - t_start)})")
         if failure is not None:
             raise UserError(failure)
         return {n: self.results[n] for n in order}
+
+    def _take_marker(self, name: str, status: str) -> bool:
+        """Record stage `name` as done from its marker when the marker has its current hash."""
+        marker = self.read_marker(name)
+        if not (marker and marker.get("hash") == self.hashes[name]):
+            return False
+        self.results[name] = marker.get("result", {})
+        self.timings[name] = float(marker.get("seconds", 0.0))
+        self.status[name] = status
+        return True
+
+    def run_stage(self, name: str) -> None:
+        """Run one stage under its lock (unless another shard finished it meanwhile) and record it."""
+        with self._lock(name):
+            if self._take_marker(name, "skipped"):
+                return
+            result, seconds = self._execute(self.stages[name], self.hashes[name])
+        self.results[name], self.timings[name], self.status[name] = result, seconds, "ran"
 
     def projected(self, order: list[str], jobs: int = 1) -> float:
         """Projected seconds for `order` on `jobs` parallel workers: no less than its costliest
@@ -378,15 +325,12 @@ class StageRunner:
                 import torch
                 torch.set_num_threads(threads)
             err.unlink(missing_ok=True)
-            with self._lock(name):
-                marker = self.read_marker(name)
-                if not (marker and marker.get("hash") == self.hashes[name]):
-                    self._execute(self.stages[name], self.hashes[name])
+            self.run_stage(name)
         except BaseException as exc:  # reported through the error file and the exit code
             msg = str(exc) if isinstance(exc, UserError) else f"stage {name} failed: {type(exc).__name__}: {exc}"
             try:
                 atomic_write_text(err, msg + "\n")
-            except OSError:
+            except (OSError, UserError):
                 pass
             if not isinstance(exc, (UserError, KeyboardInterrupt)):
                 import traceback
@@ -443,6 +387,55 @@ class StageRunner:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class _InlineLauncher:
+    """Runs each stage in this process when it starts; it counts as running until `wait`
+    reports it finished."""
+
+    def __init__(self, runner: StageRunner):
+        self.runner = runner
+        self.running: dict[str, float] = {}      # name → start time
+
+    def start(self, name: str) -> None:
+        self.running[name] = time.monotonic()
+        self.runner.run_stage(name)              # errors propagate as they are
+
+    def wait(self, timeout: float) -> list[tuple[str, float, str | None]]:
+        done = [(name, t0, None) for name, t0 in self.running.items()]
+        self.running.clear()
+        return done
+
+
+class _ForkLauncher:
+    """Runs each stage in a forked worker; `wait` reports the workers that exited."""
+
+    def __init__(self, runner: StageRunner, threads: int | None):
+        self.runner, self.threads = runner, threads
+        self.context = multiprocessing.get_context("fork")
+        self.running: dict[str, float] = {}      # name → start time
+        self._procs: dict[object, tuple[str, object]] = {}   # sentinel → (name, process)
+
+    def start(self, name: str) -> None:
+        proc = self.context.Process(target=self.runner._worker, args=(name, self.threads), name=f"stage {name}")
+        proc.start()
+        self._procs[proc.sentinel] = (name, proc)
+        self.running[name] = time.monotonic()
+
+    def wait(self, timeout: float) -> list[tuple[str, float, str | None]]:
+        """(name, start time, error or None) of every worker that exits within `timeout` seconds."""
+        out = []
+        for sentinel in multiprocessing.connection.wait(list(self._procs), timeout=timeout):
+            name, proc = self._procs.pop(sentinel)
+            t0 = self.running.pop(name)
+            proc.join()
+            runner = self.runner
+            runner._progress_path(name).unlink(missing_ok=True)
+            if proc.exitcode != 0 or not runner._take_marker(name, "ran"):
+                out.append((name, t0, runner._worker_error(name) or f"stage {name} failed (worker exit {proc.exitcode})"))
+            else:
+                out.append((name, t0, None))
+        return out
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

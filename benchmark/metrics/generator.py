@@ -1,0 +1,54 @@
+"""The scores of a generator against real images, one function for the GAN trainer's periodic
+evaluation and the study's final one (docs/DESIGN.md §7).
+
+FID and KID use the judge recognizer's pooled features ('htr'); GS uses flattened images with
+min(64, N) landmarks; readability is the judge's ED/WER on the generated dataset's own words.
+Every score names its sample sizes. `real` and `fake` are uint8 image arrays — of which the first
+N images are used (they are already a random sample) — or dataset directories, of which a
+seeded sample of N is drawn.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+GS_LANDMARKS = 64   # Geometry Score landmarks L0 (fewer only for tiny sample sizes)
+
+
+def _first(source, n: int):
+    return source[:n] if isinstance(source, np.ndarray) else source
+
+
+def _value(result: dict, name: str):
+    return result.get(name, result.get("value"))
+
+
+def score_generator(real, fake, *, judge: str | None, fid_n: int, gs_n: int, gs_reps: int, seed: int,
+                    device: str | None = None, full: bool = False, compute: Callable | None = None) -> dict:
+    """FID (htr features) and GS of `fake` against `real`; with `full` also KID and readability
+    (which needs `fake` as a generated dataset directory). `fid_n` or `gs_n` 0 skips that metric.
+    `compute(name, real, fake, **options)` defaults to the metrics registry's."""
+    if compute is None:
+        from .registry import compute
+    on_device = {} if device is None else {"device": device}
+    out: dict = {}
+    if fid_n > 0 and judge:
+        res = compute("fid", _first(real, fid_n), _first(fake, fid_n), features="htr", judge=str(judge), n=fid_n,
+                      seed=seed, **on_device)
+        out.update(fid=_value(res, "fid"), fid_features="htr", fid_n=fid_n)
+    elif fid_n > 0:
+        out.update(fid=None, metrics_note="FID needs a judge recognizer (htr features)")
+    if gs_n > 0:
+        landmarks = min(GS_LANDMARKS, gs_n)
+        res = compute("gs", _first(real, gs_n), _first(fake, gs_n), n=gs_n, reps=gs_reps, seed=seed, sample_seed=seed,
+                      landmarks=landmarks)
+        out.update(gs=_value(res, "gs"), gs_n=gs_n, gs_reps=gs_reps, gs_landmarks=landmarks)
+    if full and judge:
+        res = compute("kid", real, fake, features="htr", judge=str(judge), n=fid_n, seed=seed,
+                      subset_size=min(1000, fid_n), **on_device)
+        out["kid"] = _value(res, "kid")
+        res = compute("readability", None, fake, judge=str(judge), seed=seed, **on_device)
+        out.update(readability_cer=res.get("cer", res.get("readability_cer")),
+                   readability_wer=res.get("wer", res.get("readability_wer")))
+    return out

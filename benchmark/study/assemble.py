@@ -1,0 +1,130 @@
+"""results.json from the recorded stage results: a pure function of them, so rerunning, resuming
+or merging shards gives the same document (apart from `timings`)."""
+from __future__ import annotations
+
+import math
+import statistics
+
+from reports.results import KIND, ROWS, SCHEMA_VERSION, SWEEP_ROWS
+
+from .plan import ablation_grid
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def aggregate_seeds(per_seed: list[dict]) -> dict:
+    """Mean ± std (sample std) over seeds of every numeric test metric, plus the per-seed list."""
+    keys = sorted({k for r in per_seed for k, v in r["test"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    out: dict = {"n_seeds": len(per_seed)}
+    for k in keys:
+        m, s = _mean_std([r["test"].get(k) for r in per_seed])
+        out[f"{k}_mean"], out[f"{k}_std"] = m, s
+    out["per_seed"] = [{"seed": r["seed"], **r["test"], "n_real": r.get("n_real"),
+                        "curve": r.get("curve", [])} for r in sorted(per_seed, key=lambda r: r["seed"])]
+    return out
+
+
+def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: list[str],
+                     shard: tuple[int, int] | None = None, extra: dict | None = None) -> dict:
+    """results.json from the recorded stage results (name → {result, seconds, hash}).
+
+    Pure function of its inputs: rerunning, resuming or merging shards gives the same document
+    (apart from `timings`)."""
+    prof = cfg_json["profile"]
+    datasets: dict = {}
+    for spec in cfg_json["datasets"]:
+        ds = spec["name"]
+        r = lambda suffix: records.get(f"{ds}/{suffix}", {}).get("result")  # noqa: E731
+        entry: dict = {"source": spec.get("kind")}
+        data = r("data")
+        if data:
+            entry.update(language=data.get("language"), direction=data.get("direction"),
+                         source=data.get("source"), stats=data.get("stats", {}))
+        judge = r("judge")
+        if judge:
+            entry["judge"] = {"run": judge["run"], "test": judge["test"]}
+        gan = r("gan")
+        if gan:
+            entry["gan"] = {"run": gan["run"], "log": gan.get("log", []), "samples": gan.get("samples", [])}
+        final = r("gan-final")
+        if final:
+            entry.setdefault("gan", {})["final"] = final["final"]
+            entry["gan"]["grids"] = final.get("grids", [])
+        syn = r("synthetic")
+        if syn:
+            entry["synthetic"] = {"n": syn["n"], "stats": syn.get("stats", {})}
+        # HTR grid
+        by_key: dict[tuple[str, float], list[dict]] = {}
+        for name, rec in records.items():
+            if name.startswith(f"{ds}/htr/") and rec.get("result"):
+                res = rec["result"]
+                by_key.setdefault((res["row"], float(res["fraction"])), []).append(res)
+        rows = {row: aggregate_seeds(by_key[(row, 1.0)]) for row in ROWS if (row, 1.0) in by_key}
+        if rows:
+            entry["htr"] = {"rows": rows, "test_split": "test (unseen writers)"}
+        sweep = []
+        for f in sorted({f for (_, f) in by_key}):
+            point: dict = {"fraction": f}
+            for row in SWEEP_ROWS:
+                if (row, f) in by_key:
+                    agg = aggregate_seeds(by_key[(row, f)])
+                    agg.pop("per_seed")
+                    agg["n_real"] = by_key[(row, f)][0].get("n_real")
+                    point[row] = agg
+            if all(row in point for row in SWEEP_ROWS):
+                for m in ("cer", "wer"):
+                    a, b = point["real"].get(f"{m}_mean"), point["real+synthetic"].get(f"{m}_mean")
+                    point[f"gain_{m}"] = (a - b) if a is not None and b is not None else None
+            if len(point) > 1:
+                sweep.append(point)
+        if sweep:
+            entry["sweep"] = sweep
+        abl = _ablations(ds, records, prof["gan"]["cond"], prof["gan"]["alpha"])
+        if abl:
+            entry["ablations"] = abl
+        datasets[ds] = entry
+    done = sorted(n for n in expected_units if records.get(n, {}).get("result") is not None)
+    timings = {n: rec.get("seconds") for n, rec in sorted(records.items()) if rec.get("seconds") is not None}
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "kind": KIND,
+        "profile": prof,
+        "config": cfg_json,
+        "shard": {"index": shard[0], "count": shard[1]} if shard else None,
+        "complete": len(done) == len(expected_units),
+        "units": {"expected": len(expected_units), "done": len(done),
+                  "missing": sorted(set(expected_units) - set(done))},
+        "datasets": datasets,
+        "timings": {"stages_s": timings, "total_s": round(sum(v for v in timings.values() if v), 3)},
+        "stages": {n: {"hash": rec.get("hash"), "result": rec.get("result")}
+                   for n, rec in sorted(records.items())},
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def _ablations(ds: str, records: dict[str, dict], cond: str, alpha: float | None = 1.0) -> dict:
+    """Tables II–V: per switch, each setting's final FID/GS (the model's own setting is the main GAN)."""
+    main = records.get(f"{ds}/gan-final", {}).get("result")
+    out: dict = {}
+    for group, settings in ablation_grid(cond, alpha).items():
+        rows = []
+        for setting, variant in settings.items():
+            if variant is None:
+                res = main["final"] if main else None
+                label = f"{setting} (ours)"
+            else:
+                rec = records.get(f"{ds}/ablation/{group}={setting}", {}).get("result")
+                res = rec.get("final") if rec else None
+                label = setting
+            if res is not None:
+                rows.append({"setting": label, "fid": res.get("fid"), "gs": res.get("gs")})
+        if len(rows) > 1 or any(records.get(f"{ds}/ablation/{group}={s}") for s in settings):
+            out[group] = rows
+    return out

@@ -1,0 +1,182 @@
+"""The study's configuration: a profile, the datasets and the one seed, from a profile name and
+an optional JSON or TOML config file, validated before any work starts (docs/DESIGN.md §8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+from pathlib import Path
+import re
+
+from datasets.build import build_standin
+from datasets.errors import UserError
+from datasets.importers import FORMATS as IMPORT_FORMATS, import_dataset
+
+from ..profiles import Profile, get_profile, profile_from_json
+
+STANDIN_KINDS = {"rimes-like": ("fr", "ltr"), "arabic-like": ("ar", "rtl")}
+_DS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the study: an offline stand-in (`kind`) or an imported real dataset."""
+
+    name: str
+    kind: str = "import"                 # "rimes-like" | "arabic-like" | "import"
+    format: str | None = None            # importer format when kind == "import"
+    path: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {"name": self.name, "kind": self.kind}
+        if self.kind == "import":
+            d.update(format=self.format, path=self.path, options=dict(self.options))
+        return d
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study run depends on (the out dir and shard only say where and which part)."""
+
+    profile: Profile
+    datasets: tuple[DatasetSpec, ...]
+    seed: int = 0
+    gpus: int = 0
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile.to_json(), "datasets": [d.to_json() for d in self.datasets],
+                "seed": self.seed, "gpus": self.gpus}
+
+
+_TOP_KEYS = {"profile", "seed", "overrides", "datasets", "gpus"}
+_DS_KEYS = {"name", "kind", "format", "path", "options"}
+
+
+def read_config_file(path) -> dict:
+    """Parse a JSON or TOML study config into a dict, with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+            obj = tomllib.loads(text)
+        else:
+            obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except Exception as exc:  # tomllib.TOMLDecodeError
+        raise UserError(f"{path}: invalid TOML ({exc})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a table/object at the top level")
+    return obj
+
+
+# Builder / importer arguments the study sets itself (a config may not override them).
+_STUDY_SET = {"kind", "fmt", "root", "out", "n_train", "n_val", "n_test", "height", "width", "seed",
+              "show_progress", "overwrite"}
+
+
+def _check_options(options, func, reserved: set[str], where: str, name: str) -> None:
+    """A dataset's `options` must be a table of arguments the builder/importer `func` accepts."""
+    import inspect
+
+    if not isinstance(options, dict):
+        raise UserError(f"{where}: dataset {name!r}: 'options' must be a table")
+    params = set(inspect.signature(func).parameters)
+    bad = sorted(k for k in options if k not in params or k in reserved)
+    if bad:
+        allowed = ", ".join(sorted(params - reserved)) or "none"
+        raise UserError(f"{where}: dataset {name!r}: unknown or reserved option(s) {', '.join(bad)}; allowed: {allowed}")
+
+
+def parse_dataset_entry(entry, where: str) -> DatasetSpec:
+    """Validate one `datasets` entry: a stand-in name or {name, format, path, options}."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: expected a dataset name or a table, got {type(entry).__name__}")
+    bad = sorted(set(entry) - _DS_KEYS)
+    if bad:
+        raise UserError(f"{where}: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(_DS_KEYS))}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _DS_NAME.match(name):
+        raise UserError(f"{where}: 'name' must be a simple name (letters, digits, . _ -), got {name!r}")
+    kind = entry.get("kind") or (name if name in STANDIN_KINDS and "format" not in entry else "import")
+    if kind in STANDIN_KINDS:
+        extra = sorted(k for k in ("format", "path") if k in entry)
+        if extra:
+            raise UserError(f"{where}: stand-in dataset {name!r} takes no {', '.join(extra)}")
+        options = entry.get("options") or {}
+        _check_options(options, build_standin, _STUDY_SET, where, name)
+        return DatasetSpec(name=name, kind=kind, options=dict(options))
+    if kind != "import":
+        raise UserError(f"{where}: unknown kind {kind!r}; expected {', '.join(STANDIN_KINDS)} or import")
+    fmt = entry.get("format")
+    if fmt not in IMPORT_FORMATS:
+        raise UserError(f"{where}: dataset {name!r} needs 'format', one of {', '.join(IMPORT_FORMATS)} (got {fmt!r})")
+    path = entry.get("path")
+    if not path:
+        raise UserError(f"{where}: dataset {name!r} needs 'path'")
+    if not Path(path).exists():
+        raise UserError(f"{where}: dataset {name!r}: path {path} does not exist")
+    options = entry.get("options") or {}
+    _check_options(options, import_dataset, _STUDY_SET, where, name)
+    return DatasetSpec(name=name, kind="import", format=fmt, path=str(Path(path).resolve()), options=dict(options))
+
+
+def load_study_config(profile: str | None = None, config_file=None, seed: int | None = None,
+                      gpus: int | None = None) -> StudyConfig:
+    """Build and validate the study config (file values, overridden by command-line values)."""
+    obj = read_config_file(config_file) if config_file else {}
+    where = str(config_file) if config_file else "config"
+    bad = sorted(set(obj) - _TOP_KEYS)
+    if bad:
+        raise UserError(f"{where}: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(_TOP_KEYS))}")
+    name = profile or obj.get("profile") or "quick"
+    overrides = obj.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"{where}: 'overrides' must be a table of profile fields")
+    try:
+        prof = get_profile(name, overrides)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    entries = obj.get("datasets", list(prof.datasets))
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"{where}: 'datasets' must be a non-empty list")
+    specs = tuple(parse_dataset_entry(e, f"{where}: datasets[{i}]") for i, e in enumerate(entries))
+    names = [s.name for s in specs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UserError(f"{where}: dataset name(s) {', '.join(dup)} appear twice")
+    seed = obj.get("seed", 0) if seed is None else seed
+    gpus = obj.get("gpus", 0) if gpus is None else gpus
+    if not isinstance(seed, int) or seed < 0:
+        raise UserError(f"{where}: seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(gpus, int) or gpus < 0:
+        raise UserError(f"{where}: gpus must be a non-negative integer, got {gpus!r}")
+    cfg = StudyConfig(profile=prof, datasets=specs, seed=seed, gpus=gpus)
+    validate_study(cfg)
+    return cfg
+
+
+def validate_study(cfg: StudyConfig) -> None:
+    """Reject sizes no study can satisfy, before any work starts (the profile checked its own)."""
+    p = cfg.profile
+    if any(d.kind != "import" for d in cfg.datasets):
+        if p.fid_n > p.n_train:
+            raise UserError(f"profile {p.name}: fid_n {p.fid_n} exceeds n_train {p.n_train} (FID needs that many real images)")
+        if p.gs_n > p.n_train:
+            raise UserError(f"profile {p.name}: gs_n {p.gs_n} exceeds n_train {p.n_train}")
+        smallest = min(p.real_fractions)
+        if int(smallest * p.n_train) < 1:
+            raise UserError(f"profile {p.name}: real fraction {smallest} of {p.n_train} training images is empty")
+
+
+def config_from_json(obj: dict) -> StudyConfig:
+    """Rebuild a StudyConfig from its recorded JSON (results.json / study.json)."""
+    specs = tuple(DatasetSpec(name=d["name"], kind=d.get("kind", "import"), format=d.get("format"),
+                              path=d.get("path"), options=d.get("options") or {}) for d in obj["datasets"])
+    return StudyConfig(profile=profile_from_json(obj["profile"]), datasets=specs, seed=obj.get("seed", 0),
+                       gpus=obj.get("gpus", 0))

@@ -1,0 +1,160 @@
+"""Running a study into its directory (or merging shard directories) and writing results.json."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import platform
+import shutil
+import sys
+import time
+from typing import Callable
+
+from datasets.cpus import available_cpus
+from datasets.errors import UserError
+from datasets.files import atomic_write_json
+from reports.results import load_results
+
+from ..backend import RealBackend, StudyBackend
+from ..runner import StageRunner, format_seconds, shard_units
+from .assemble import assemble_results
+from .config import StudyConfig, config_from_json
+from .cost import detect_device
+from .plan import plan_study, select_targets
+
+
+def versions() -> dict:
+    """Versions of the interpreter and the main libraries (recorded once per run)."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        from importlib.metadata import version
+        out["htraug"] = version("htraug")
+    except Exception:
+        out["htraug"] = "unknown"
+    for mod in ("torch", "numpy", "gudhi", "pandas", "matplotlib"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except Exception:
+                continue
+        out[mod] = getattr(m, "__version__", "unknown")
+    try:
+        import torch
+        out["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        out["torch_threads"] = torch.get_num_threads()
+    except Exception:
+        pass
+    return out
+
+
+def copy_figures(study_dir: Path, results: dict) -> None:
+    """Copy every image the report needs into STUDY/samples/ and repoint results at the copies,
+    so a study directory (or a merge of shards) renders without the stage work directories."""
+    for ds, entry in results["datasets"].items():
+        dest = study_dir / "samples" / ds
+        gan = entry.get("gan", {})
+
+        def copy(rel: str, sub: str) -> str:
+            src = study_dir / rel
+            if rel.startswith("samples/"):
+                return rel
+            target = dest / sub / Path(rel).name
+            if src.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists() or target.stat().st_size != src.stat().st_size:
+                    shutil.copyfile(src, target)
+            # a merged study has no stage work dirs, only the shards' copies under samples/
+            return os.path.relpath(target, study_dir) if target.is_file() else rel
+
+        if gan.get("samples"):
+            gan["samples"] = [copy(s, "gan_run") for s in gan["samples"]]
+        if gan.get("grids"):
+            gan["grids"] = [copy(p, "grids") for p in gan["grids"]]
+        data_stage = results.get("stages", {}).get(f"{ds}/data", {}).get("result") or {}
+        if data_stage.get("samples_png"):
+            entry["data_samples"] = copy(data_stage["samples_png"], "data")
+
+
+def write_results(study_dir: Path, results: dict) -> Path:
+    """Copy figures, then write results.json atomically."""
+    copy_figures(study_dir, results)
+    path = study_dir / "results.json"
+    atomic_write_json(path, results)
+    return path
+
+
+def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
+              shard: tuple[int, int] | None = None, log: Callable[[str], None] | None = None,
+              device: str | None = None, now: Callable[[], float] = time.time, jobs: int = 1) -> dict:
+    """Run (or resume) a study into `out`; returns the results.json document.
+
+    `jobs` > 1 runs that many independent stages at once in forked workers, each with an equal
+    share of this machine's CPUs as torch threads; their progress bars are printed as one status
+    line per running stage every 30 s."""
+    out = Path(out)
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    device = device or detect_device()
+    backend = backend or RealBackend(gpus=cfg.gpus, log=log, device="cuda" if device == "gpu" else "cpu")
+    stages = plan_study(cfg, backend, device)
+    targets = select_targets(stages, shard)
+    runner = StageRunner(out, stages, log=log)
+    order = runner.closure(targets)
+    projected = runner.projected(order, jobs)
+    units = [s.name for s in stages if s.unit]
+    log(f"study {cfg.profile.name}: {len(cfg.datasets)} dataset(s), {len(order)} stage(s)"
+        f"{f' (shard {shard[0]}/{shard[1]})' if shard else ''}, projected ~{format_seconds(projected)} on {device}"
+        f"{f' with {jobs} jobs' if jobs > 1 else ''}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "study.json", {"config": cfg.to_json(), "shard": list(shard) if shard else None})
+    t0 = now()
+    if jobs > 1:
+        preload = getattr(backend, "preload", None)
+        if preload:
+            preload()   # import once here, not in every forked worker
+    runner.run(targets, jobs=jobs, threads=max(1, available_cpus() // jobs) if jobs > 1 else None)
+    records = {n: {"result": runner.results[n], "seconds": round(runner.timings[n], 3), "hash": runner.hashes[n]}
+               for n in order}
+    results = assemble_results(cfg.to_json(), records, shard_units(units, shard), shard,
+                               extra={"versions": versions(), "device": device})
+    results["timings"]["wall_s"] = round(now() - t0, 3)
+    results["timings"]["projected_s"] = round(projected, 1)
+    write_results(out, results)
+    return results
+
+
+def merge_studies(dirs: list[Path], out: Path, log: Callable[[str], None] | None = None) -> dict:
+    """One results.json from shard results: union of recorded stages, same config required."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if not dirs:
+        raise UserError("study merge: name at least one study directory")
+    docs = [(Path(d), load_results(d)) for d in dirs]
+    cfg_json = docs[0][1]["config"]
+    same = lambda c: {k: v for k, v in c.items() if k != "gpus"}  # noqa: E731 - GPU count may differ per shard
+    for d, doc in docs[1:]:
+        if same(doc["config"]) != same(cfg_json):
+            raise UserError(f"{d}: was run with a different config than {docs[0][0]}; cannot merge")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict] = {}
+    for d, doc in docs:
+        seconds = doc.get("timings", {}).get("stages_s", {})
+        for name, rec in doc.get("stages", {}).items():
+            prev = records.get(name)
+            if prev and prev.get("hash") != rec.get("hash"):
+                raise UserError(f"{d}: stage {name} differs from another shard's (hash mismatch)")
+            records[name] = {**rec, "seconds": seconds.get(name)}
+        src = d / "samples"
+        if src.is_dir() and src.resolve() != (out / "samples").resolve():
+            shutil.copytree(src, out / "samples", dirs_exist_ok=True)
+    # expected units: re-plan with a null backend (planning runs nothing)
+    cfg = config_from_json(cfg_json)
+    units = [s.name for s in plan_study(cfg, backend=None, fingerprints=False) if s.unit]
+    first = docs[0][1]
+    results = assemble_results(cfg_json, records, units, None,
+                               extra={"versions": first.get("versions"), "device": first.get("device"),
+                                      "merged_from": [str(d) for d, _ in docs]})
+    results["timings"]["wall_s"] = round(sum((doc.get("timings", {}).get("wall_s") or 0) for _, doc in docs), 3)
+    if results["units"]["missing"]:
+        log(f"merge: {len(results['units']['missing'])} unit(s) missing, e.g. {results['units']['missing'][0]}")
+    write_results(out, results)
+    return results

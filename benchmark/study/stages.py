@@ -1,0 +1,198 @@
+"""The study's stage functions: each builds, trains, generates or scores one thing through the
+backend and returns a JSON-able result (module level; bound to their parameters with
+functools.partial by the plan)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+import shutil
+
+from datasets.files import read_jsonl
+from datasets.format import read_meta
+
+from ..backend import StudyBackend
+from ..metrics.generator import score_generator
+from ..profiles import Profile, gan_train_fields
+from ..runner import StageContext
+from .config import DatasetSpec
+
+
+def _data_result(ctx: StageContext, path: Path, spec: DatasetSpec) -> dict:
+    meta = read_meta(path)
+    samples = path / "samples.png"
+    return {"dir": ctx.rel(path), "name": spec.name, "source": "stand-in" if spec.kind != "import" else f"import:{spec.format}",
+            "language": meta.get("language"), "direction": meta.get("direction"),
+            "splits": list(meta.get("splits", ["train", "val", "test"])), "stats": meta.get("stats", {}),
+            "samples_png": ctx.rel(samples) if samples.is_file() else None}
+
+
+def stage_data(ctx: StageContext, *, backend: StudyBackend, spec: DatasetSpec, profile: Profile, seed: int) -> dict:
+    """Build the stand-in collection (or import a real dataset) into the work directory."""
+    out = ctx.work / "data"
+    if not (out / "meta.json").is_file():  # builders publish atomically: present means complete
+        if out.exists():
+            shutil.rmtree(out)
+        if spec.kind == "import":
+            options = {"name": spec.name, "seed": seed, "show_progress": False, **spec.options}
+            out = backend.import_dataset(spec.format, Path(spec.path), out, profile.height, profile.width, options)
+        else:
+            out = backend.build_standin(spec.kind, out, profile.n_train, profile.n_val, profile.n_test,
+                                        profile.height, profile.width, seed, **spec.options)
+    return _data_result(ctx, Path(out), spec)
+
+
+def htr_options(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row: str, fraction: float,
+                seed: int, n_train: int, subset_seed: int) -> dict:
+    """HtrTrainConfig fields of one row: the profile's recipe and sizes, and the row's data. The
+    real-data subset of a sweep fraction depends on the study seed only, so every HTR seed (and
+    both rows) of a fraction sees the same real images."""
+    uses_real = row != "synthetic"
+    extra = [syn_dir] if ("synthetic" in row and uses_real) else []
+    return {**profile.htr.to_json(),
+            "train": str((data_dir / "train") if uses_real else syn_dir), "extra": [str(e) for e in extra],
+            "val": str(data_dir / "val"), "out": str(ctx.work / "run"), "seed": seed,
+            "height": profile.height, "width": profile.width, "augment": "classic" in row,
+            "max_train": max(1, int(fraction * n_train)) if fraction < 1 and uses_real else None,
+            "subset_seed": subset_seed}
+
+
+WALL_CLOCK_KEYS = ("wall_s", "train_seconds", "eval_seconds")
+
+
+def run_history(ctx: StageContext, records: list[dict], limit: int = 400) -> list[dict]:
+    """A run log as results record it: the same for an uninterrupted and a resumed run, and for
+    any study directory. Resume markers and wall-clock fields are left out (stage seconds live
+    in `timings`; the run's own log.jsonl keeps them), paths are study-relative, and at most
+    `limit` evenly spaced records are kept."""
+    out = []
+    for rec in records:
+        if rec.get("event") == "resume":
+            continue
+        rec = {k: v for k, v in rec.items() if k not in WALL_CLOCK_KEYS}
+        if isinstance(rec.get("dataset"), dict) and rec["dataset"].get("path"):
+            rec["dataset"] = {**rec["dataset"], "path": ctx.rel(rec["dataset"]["path"])}
+        out.append(rec)
+    return _thin(out, limit)
+
+
+def _thin(records: list[dict], limit: int = 400) -> list[dict]:
+    """At most `limit` evenly spaced records (always keeping the last)."""
+    if len(records) <= limit:
+        return records
+    step = len(records) / limit
+    keep = [records[int(i * step)] for i in range(limit - 1)] + [records[-1]]
+    return keep
+
+
+def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row: str, fraction: float,
+              seed: int, data_stage: str, syn_stage: str | None, study_seed: int = 0) -> dict:
+    """Train one HTR row × seed (resuming its run dir) and evaluate it on the unseen-writer test split."""
+    data = ctx.inputs[data_stage]
+    data_dir = ctx.path(data["dir"])
+    syn_dir = ctx.path(ctx.inputs[syn_stage]["dir"]) if syn_stage else None
+    n_train = int(data.get("stats", {}).get("train", {}).get("images", 0)) or 1
+    opts = htr_options(ctx, profile, data_dir, syn_dir, row, fraction, seed, n_train, study_seed)
+    run = backend.train_htr(opts, resume=ctx.resume and (ctx.work / "run").exists())
+    test = backend.evaluate_htr(run, data_dir / "test", ctx.work / "test_predictions.tsv")
+    log = read_jsonl(Path(run) / "log.jsonl")
+    return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
+            "n_real": (opts["max_train"] or n_train) if row != "synthetic" else 0,
+            "test": _jsonable(test), "curve": run_history(ctx, log)}
+
+
+def stage_reuse(ctx: StageContext, *, source: str, **fields) -> dict:
+    """A grid unit whose model is another stage's (the real-only seed-S row is the judge)."""
+    return {**ctx.inputs[source], **fields}
+
+
+def gan_options(ctx, profile: Profile, data_dir: Path, judge_run: Path, seed: int, variant: dict,
+                r_init: Path | None = None) -> dict:
+    """GanTrainConfig fields of a GAN: the profile's recipe (changed by an ablation `variant`),
+    sizes and metric sample sizes, and the run's data and recognizers."""
+    return {**gan_train_fields(profile), **variant, "r_init": str(r_init) if r_init else None,
+            "data": str(data_dir / "train"), "out": str(ctx.work / "run"), "seed": seed, "judge": str(judge_run)}
+
+
+def _gan_result(ctx, run: Path, variant: dict) -> dict:
+    log = read_jsonl(run / "log.jsonl")
+    samples = sorted((run / "samples").glob("*.png")) if (run / "samples").is_dir() else []
+    return {"run": ctx.rel(run), "variant": variant, "log": run_history(ctx, log),
+            "samples": [ctx.rel(s) for s in samples[-4:]]}
+
+
+def _generate_once(backend, run: Path, out: Path, n: int, words, seed: int) -> Path:
+    """Generate into `out` unless a complete dataset is already there (resume)."""
+    if (out / "meta.json").is_file() and (out / "labels.tsv").is_file():
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    return Path(backend.generate(run, n, out, words, seed))
+
+
+def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Path, data_dir: Path,
+             judge_run: Path, seed: int, full: bool) -> dict:
+    """FID (htr features) and GS of a generator against real training images; KID and
+    readability too when `full`. Every generator is scored on the same sample sizes and on the
+    same words (the generator samples p_w with the study seed)."""
+    fake = _generate_once(backend, run, ctx.work / "eval_fake", profile.fid_n, None, seed)
+    return _jsonable(score_generator(data_dir / "train", fake, judge=judge_run, fid_n=profile.fid_n, gs_n=profile.gs_n,
+                                     gs_reps=profile.gs_reps, seed=seed, full=full, compute=backend.metric))
+
+
+def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, variant: dict,
+              data_stage: str, judge_stage: str, evaluate: bool, iterations: int | None = None,
+              r_init_stage: str | None = None, reader_stages: tuple[str, ...] = ()) -> dict:
+    """Train a GAN (the model or an ablation variant); ablation units also score it (FID, GS).
+    With `r_init_stage`, R starts from that stage's real-only recognizer (not the judge's);
+    `reader_stages` are grid units whose recognizers join R, frozen, in G's step."""
+    data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
+    judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
+    r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage else None
+    opts = gan_options(ctx, profile, data_dir, judge_run, seed, variant, r_init)
+    if reader_stages:
+        opts["readers"] = [str(ctx.path(ctx.inputs[r]["run"])) for r in reader_stages]
+    if iterations:
+        opts.update(iterations=iterations, eval_every=min(opts["eval_every"], iterations))
+    run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "run").exists()))
+    result = _gan_result(ctx, run, variant)
+    if evaluate:
+        result["final"] = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=False)
+    return result
+
+
+def stage_gan_final(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
+                    data_stage: str, judge_stage: str, gan_stage: str) -> dict:
+    """Final FID/KID/GS/readability of the chosen generator, plus its sample grids."""
+    data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
+    judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
+    run = ctx.path(ctx.inputs[gan_stage]["run"])
+    final = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True)
+    grid = backend.sample_grids(run, ctx.work / "sample_grids.png", seed)
+    return {"final": final, "grids": [ctx.rel(grid)]}
+
+
+def stage_synthetic(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
+                    data_stage: str, gan_stage: str) -> dict:
+    """Generate the augmentation set: n_synthetic words sampled from the word prior p_w."""
+    run = ctx.path(ctx.inputs[gan_stage]["run"])
+    out = _generate_once(backend, run, ctx.work / "synthetic", profile.n_synthetic, None, seed)
+    stats = read_meta(out).get("stats", {})
+    return {"dir": ctx.rel(out), "n": profile.n_synthetic, "stats": stats}
+
+
+def _jsonable(obj):
+    """Recursively turn numpy scalars / tuples / paths into plain JSON values (NaN → None)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):
+        try:
+            obj = obj.item()
+        except (ValueError, TypeError):
+            return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
