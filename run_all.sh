@@ -15,7 +15,7 @@ FONT_PACKAGES=(fonts-ecolier-court fonts-dancingscript fonts-kaushanscript fonts
 say() { printf '[htraug] %s\n' "$*" >&2; }
 
 install_debian_packages() {  # the fonts, plus any packages named as arguments
-  command -v dpkg-query >/dev/null 2>&1 || { say "not a Debian/Ubuntu system: install the fonts of SPEC §5 and FriBiDi by hand"; return 0; }
+  command -v dpkg-query >/dev/null 2>&1 || { say "not a Debian/Ubuntu system: install the fonts of docs/DESIGN.md §5 and FriBiDi by hand"; return 0; }
   local missing=()
   for p in "${FONT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

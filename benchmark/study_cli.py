@@ -51,7 +51,7 @@ def _log(msg: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from .runner import parse_shard
+    from .stage import parse_shard
     from .study import detect_device, load_study_config, run_study
 
     shard = parse_shard(args.shard)

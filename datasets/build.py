@@ -1,4 +1,4 @@
-"""Offline stand-in datasets (SPEC §5): `rimes-like` (French) and `arabic-like` word images.
+"""Offline stand-in datasets (docs/DESIGN.md §5): `rimes-like` (French) and `arabic-like` word images.
 
 `build_standin` writes a collection OUT/{train,val,test} plus OUT/samples.png. Writers (font ×
 fixed style) are split disjointly between train, val and test, so test writers are unseen. Work
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from .alphabet import LANGUAGE_DIRECTION, Alphabet, for_language
+from .alphabet import LANGUAGE_DIRECTION, Alphabet, for_language, is_rtl
 from .cpus import available_cpus
 from .errors import UserError
 from .fonts import FontInfo, load_pool, require_raqm, uncovered
@@ -220,7 +220,7 @@ def build_standin(kind: str, out, n_train: int = 2000, n_val: int = 300, n_test:
     language = KINDS[kind]
     direction = LANGUAGE_DIRECTION[language]
     alphabet = for_language(language)
-    if direction == "rtl":
+    if is_rtl(direction):
         require_raqm()
     pool = load_pool(language, alphabet, list(config.fonts) if config.fonts else None, font_dir)
     prior = make_prior(language, alphabet)

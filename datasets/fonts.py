@@ -1,4 +1,4 @@
-"""Font pools for the stand-in datasets (SPEC §5): lookup by file name, glyph coverage, raqm check.
+"""Font pools for the stand-in datasets (docs/DESIGN.md §5): lookup by file name, glyph coverage, raqm check.
 
 Fonts come from Debian packages and are found by file name in the system font folders or in a
 `--font-dir`; `--fonts` replaces the default pool. Coverage is read from the font's cmap and

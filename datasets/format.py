@@ -1,4 +1,4 @@
-"""The dataset directory: `labels.tsv`, `images/` (8-bit grey PNG) and `meta.json` (SPEC §4).
+"""The dataset directory: `labels.tsv`, `images/` (8-bit grey PNG) and `meta.json` (docs/DESIGN.md §4).
 
 A dataset directory holds one split. A builder or importer writes a *collection*: a folder with
 one dataset directory per split (`train/`, `val/`, `test/`) and a `meta.json` of kind

@@ -1,4 +1,4 @@
-"""Rendering word images in the style of a synthetic writer (SPEC §5).
+"""Rendering word images in the style of a synthetic writer (docs/DESIGN.md §5).
 
 A writer is a font plus a fixed style (slant, stroke weight, size, letter spacing, horizontal
 stretch, baseline drift, ink level). Each image adds per-sample variation: elastic distortion,
@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy.ndimage import map_coordinates
 
+from .alphabet import is_rtl
 from .fonts import FontInfo
 from .preprocess import fit_to_canvas
 
@@ -96,7 +97,7 @@ class Renderer:
         """The i-th pool font at the size whose text band is `work_height` pixels tall."""
         if i not in self._fonts:
             path = str(self.pool[i].path)
-            layout = ImageFont.Layout.RAQM if self.direction == "rtl" else ImageFont.Layout.BASIC
+            layout = ImageFont.Layout.RAQM if is_rtl(self.direction) else ImageFont.Layout.BASIC
             probe = ImageFont.truetype(path, 100, layout_engine=layout)
             top, bottom = self._bbox(probe, BAND_TEXT[self.direction])[1::2]
             px = max(8, int(round(100 * self.work_height / max(1, bottom - top))))
@@ -106,7 +107,7 @@ class Renderer:
         return self._fonts[i]
 
     def _bbox(self, font: ImageFont.FreeTypeFont, text: str) -> tuple[int, int, int, int]:
-        if self.direction == "rtl":
+        if is_rtl(self.direction):
             return font.getbbox(text, direction="rtl", language="ar")
         return font.getbbox(text)
 
@@ -118,14 +119,14 @@ class Renderer:
         f = self._font(style.font)
         stroke = max(0, style.weight) * max(1, f.px // 48)
         pad = f.band_height // 2 + stroke + 2
-        if self.direction == "rtl" or abs(style.spacing) < 1e-3 or len(text) == 1:
+        if is_rtl(self.direction) or abs(style.spacing) < 1e-3 or len(text) == 1:
             x0, y0, x1, y1 = self._bbox(f.font, text)
             w = x1 - x0 + 2 * pad
             h = max(y1, f.band_top + f.band_height) - min(y0, f.band_top) + 2 * pad
             top = pad - min(y0, f.band_top)
             mask = Image.new("L", (max(1, w), max(1, h)), 0)
             draw = ImageDraw.Draw(mask)
-            kw = {"direction": "rtl", "language": "ar"} if self.direction == "rtl" else {}
+            kw = {"direction": "rtl", "language": "ar"} if is_rtl(self.direction) else {}
             draw.text((pad - x0, top), text, fill=255, font=f.font, stroke_width=stroke, **kw)
         else:
             advances = [f.font.getlength(c) for c in text]
@@ -149,7 +150,7 @@ class Renderer:
     def estimated_width(self, text: str, style: WriterStyle) -> float:
         """Cheap upper estimate of the fitted width (before per-sample jitter) for pre-filtering."""
         f = self._font(style.font)
-        kw = {"direction": "rtl", "language": "ar"} if self.direction == "rtl" else {}
+        kw = {"direction": "rtl", "language": "ar"} if is_rtl(self.direction) else {}
         length = f.font.getlength(text, **kw) + style.spacing * f.px * (len(text) - 1)
         return length * style.size * style.x_scale * self.height / self.work_height
 

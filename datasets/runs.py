@@ -23,6 +23,7 @@ from .errors import UserError
 from .files import append_jsonl, atomic_file, atomic_write_json, parse_json_file, rewind_jsonl
 
 LAST, BEST, CONFIG, LOG = "last.pt", "best.pt", "config.json", "log.jsonl"
+NO_RUN = "{path}: no run to resume (the directory does not exist; drop --resume to start one)"
 
 RESUME_RULE = ("--resume continues RUN from its last.pt with the options it was started with; options given "
                "again must agree with them on every field that defines the run (budgets such as the number of "
@@ -116,13 +117,15 @@ class RunDir:
                                 f"it cannot be resumed by this one ({self.fmt.version}): start a new run")
             return ckpt
         if resume and not self.path.exists():
-            raise UserError(f"{self.path}: no run to resume (the directory does not exist; drop --resume to start one)")
+            raise UserError(NO_RUN.format(path=self.path))
         if not resume and self.path.exists() and any(self.path.iterdir()):
             raise UserError(f"{self.path}: already exists and is not empty (choose another --out)")
         return None
 
     def stored_config(self) -> dict:
         """The options RUN/config.json records (for `--resume` from the command line)."""
+        if not self.path.exists():
+            raise UserError(NO_RUN.format(path=self.path))
         if not self.config_path.is_file():
             return {}
         obj = parse_json_file(self.config_path)

@@ -1,4 +1,4 @@
-"""Word priors p_w: the distribution of words that stand-in datasets and the GAN generate (SPEC §5).
+"""Word priors p_w: the distribution of words that stand-in datasets and the GAN generate (docs/DESIGN.md §5).
 
 French ("RIMES-like"): the `wordfreq` French list, frequency weighted, mixed with capitalised and
 ALL-CAPS variants, numbers, dates, amounts and punctuation tokens so that the 86-symbol RIMES

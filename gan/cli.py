@@ -81,7 +81,7 @@ def _train(args, profiles: Mapping[str, Mapping], scorer: Callable | None) -> in
 def _register_generate(g) -> None:
     p = g.add_parser("generate", help="write N generated word images as a dataset directory",
                      description="Generate synthetic word images with a trained GAN into a dataset directory "
-                                 "(SPEC §4) that `htraug htr train` reads directly.")
+                                 "(docs/DESIGN.md §4) that `htraug htr train` reads directly.")
     a = p.add_argument
     a("--model", metavar="RUN", required=True, help="GAN run directory (best.pt, else last.pt) or checkpoint file")
     a("--n", type=int, required=True, metavar="N", help="number of images")

@@ -1,7 +1,7 @@
 """Synthetic word images from a trained GAN: a dataset directory the HTR trainer reads directly.
 
 `generate(run, n, out)` draws n words from p_w (or cycles through a words list), renders them
-with G in eval mode under torch.no_grad, and writes a SPEC §4 dataset directory (via
+with G in eval mode under torch.no_grad, and writes a dataset directory (docs/DESIGN.md §4) (via
 DatasetWriter inside StagingDir: nothing appears at `out` unless everything succeeded) with the
 training data's language, direction and alphabet, and provenance (run, checkpoint, iteration,
 seed, word source, rejected words).

@@ -14,7 +14,7 @@ Paper configuration (height 128, width 512, channel_mult 1.0) — exact:
      between blocks 3 and 4, one plain ResBlock (256), sum over height and width, linear → score.
   Spectral normalisation on every convolution and linear layer of G and D (CBN's layers included).
 
-Decisions where the paper is silent (SPEC §6):
+Decisions where the paper is silent (docs/DESIGN.md §6):
   * φ(s) is a single 256-d vector: the last BiLSTM layer's final forward state (after the last
     character) concatenated with its final backward state (after the first character).
   * Other sizes: height must be a power of two in 16…128 and width = 4 × height. G and D have
@@ -88,7 +88,7 @@ class NetConfig:
     cbn_hidden: int = 512         # CBN hidden layer at channel_mult 1.0
     char_px: float = 0.0          # aligned/spatial: canvas pixels per character (from the real data)
     rtl: bool = False             # aligned/spatial: words start at the right edge of the canvas
-    d_norm: str = "bn"            # D's normalisation: 'bn' (SPEC) or 'none' (spectral norm only)
+    d_norm: str = "bn"            # D's normalisation: 'bn' (the default) or 'none' (spectral norm only)
 
     def __post_init__(self):
         h, w = self.height, self.width

@@ -5,4 +5,4 @@ LOSSES = ("hinge", "gan", "lsgan")                 # adversarial losses (paper T
 CONDITIONING = ("cbn", "linear", "aligned", "spatial")   # cbn: paper; linear: Table V; aligned: per-column,
                                                          # spatial: per-pixel (both not in the paper)
 ALIGNED_CONDITIONING = ("aligned", "spatial")            # φ lays the characters out along the width
-D_NORMS = ("bn", "none")                           # D's normalisation: bn (SPEC §6) or spectral norm only
+D_NORMS = ("bn", "none")                           # D's normalisation: bn (docs/DESIGN.md §6.2) or spectral norm only

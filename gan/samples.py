@@ -1,4 +1,4 @@
-"""Sample grids (SPEC §9, paper Figs. 5–6): fixed word × varying z and fixed z × varying word."""
+"""Sample grids (docs/DESIGN.md §9, paper Figs. 5–6): fixed word × varying z and fixed z × varying word."""
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,7 +1,7 @@
 """The gated convolutional recurrent recognizer of Bluche & Messina (ICDAR 2017), read top to bottom.
 
 Used twice in htraug: as the GAN's auxiliary recognizer R (its CTC gradient w.r.t. the generated
-images) and as the HTR study recognizer trained from scratch with CTC (SPEC §6).
+images) and as the HTR study recognizer trained from scratch with CTC (docs/DESIGN.md §6.3).
 
 Architecture (`c` = width multiplier, features rounded, at least 1):
 

@@ -1,4 +1,4 @@
-"""Regression check: `htraug compare BASELINE RESULTS [--tolerance FILE]` (SPEC §9).
+"""Regression check: `htraug compare BASELINE RESULTS [--tolerance FILE]` (docs/DESIGN.md §9.2).
 
 Both sides are flattened to `metric path → number`; each metric gets a direction (lower is better
 for cer/wer/fid/gs/kid and readability errors, higher for gains, equal for dataset statistics) and

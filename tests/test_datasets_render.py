@@ -41,7 +41,7 @@ def _glyph(font, text, direction=None):
 def test_french_pool_coverage_matches_cmap_and_avoids_notdef_boxes(fr_pool):
     assert len(fr_pool) == 16
     lacking = [f for f in fr_pool if "€" not in f.coverage]
-    assert lacking, "the SPEC says some default fonts lack €"
+    assert lacking, "docs/DESIGN.md §5: some default fonts lack €"
     for f in fr_pool:
         cmap = _cmap(f.path)
         assert all(ord(c) in cmap for c in f.coverage)

@@ -188,7 +188,8 @@ def broken_by(arrows: list[Arrow], rule: Rule) -> list[Arrow]:
 
 
 ORCHESTRATION = ("benchmark.cli", "benchmark.study", "benchmark.study_cli", "benchmark.profiles", "benchmark.stages",
-                 "benchmark.stage_runner", "benchmark.backend", "benchmark.launch", "benchmark.perf*", "benchmark.probes*")
+                 "benchmark.stage", "benchmark.runner", "benchmark.stage_runner", "benchmark.backend", "benchmark.launch",
+                 "benchmark.perf*", "benchmark.probes*")
 RULES = (
     Rule("libraries-below-orchestration", ("datasets", "htr", "gan", "reports", "benchmark.metrics"), ORCHESTRATION,
          "the CLI, study, launcher, perf and probe code drive the libraries, never the other way round"),

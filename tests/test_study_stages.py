@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchmark.runner import Stage, StageRunner, measured_speed, parse_shard, shard_units, stage_hash
+from benchmark.runner import StageRunner, measured_speed
+from benchmark.stage import Stage, parse_shard, shard_units, stage_hash
 from datasets.files import StagingDir
 from datasets.errors import UserError
 

@@ -1,4 +1,4 @@
-"""Fréchet Inception Distance (SPEC §7) with the `inception` or `htr` feature extractor.
+"""Fréchet Inception Distance (docs/DESIGN.md §7.2) with the `inception` or `htr` feature extractor.
 
 FID = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(√Σ₁ Σ₂ √Σ₁), in float64. The trace of the matrix
 square root uses the symmetric form and two symmetric eigendecompositions (no scipy sqrtm):

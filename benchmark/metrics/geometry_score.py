@@ -1,4 +1,4 @@
-"""Geometry Score (Khrulkov & Oseledets, ICML 2018), SPEC §7.
+"""Geometry Score (Khrulkov & Oseledets, ICML 2018), docs/DESIGN.md §7.3.
 
 Per repetition: L₀ landmarks drawn at random (without replacement) from the N points; all N
 points are witnesses; the witness→landmark table holds plain Euclidean distances (as in the

@@ -1,4 +1,4 @@
-"""Readability of generated word images (SPEC §7): ED/WER of a frozen judge recognizer on the
+"""Readability of generated word images (docs/DESIGN.md §7.4): ED/WER of a frozen judge recognizer on the
 generated images against the words they were asked to show — the automated form of the
 paper's visual inspection.
 """

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from benchmark.profiles import get_profile
+from datasets.distributed import resolve_device
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,11 @@ def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: in
 
     torch.manual_seed(0)
     cfg = NetConfig(num_symbols=num_symbols, height=profile.height, width=profile.width,
-                    channel_mult=profile.gan_channel_mult)
+                    channel_mult=profile.gan.channel_mult)
     phi = _prepare(WordEncoder(cfg), NAIVE, device)
     G = _prepare(Generator(cfg), variant, device)
     D = _prepare(Discriminator(cfg), variant, device)
-    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr_width_mult), variant, device)
+    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr.width_mult), variant, device)
     opt_g = _adam(list(phi.parameters()) + list(G.parameters()), variant, device)
     opt_d, opt_r = _adam(D.parameters(), variant, device), _adam(R.parameters(), variant, device)
     gen = torch.Generator().manual_seed(0)
@@ -152,7 +153,7 @@ def bench_htr(profile, device, variant: Variant, batch: int, warmup: int, iters:
     from htr.model import GatedCRNN, ctc_loss
 
     torch.manual_seed(0)
-    model = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr_width_mult), variant, device)
+    model = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr.width_mult), variant, device)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(1)
     max_len = max(1, min(12, GatedCRNN.num_frames(profile.width) // 2))
@@ -185,7 +186,7 @@ def bench_generation(profile, device, variant: Variant, batch: int, warmup: int,
 
     torch.manual_seed(0)
     cfg = NetConfig(num_symbols=num_symbols, height=profile.height, width=profile.width,
-                    channel_mult=profile.gan_channel_mult)
+                    channel_mult=profile.gan.channel_mult)
     phi, G = WordEncoder(cfg).to(device).eval(), _prepare(Generator(cfg), variant, device).eval()
     gen = torch.Generator().manual_seed(2)
     tokens = torch.randint(1, num_symbols + 1, (batch, 8), generator=gen).to(device)
@@ -214,7 +215,7 @@ def bench_features(profile, device, batch: int, n_inception: int) -> dict:
     inception_features(model, images, batch, device)
     _sync(device)
     inc = n_inception / (time.perf_counter() - t0)
-    judge = GatedCRNN(87, profile.height, profile.htr_width_mult).to(device).eval()
+    judge = GatedCRNN(87, profile.height, profile.htr.width_mult).to(device).eval()
     x = torch.rand(batch, 1, profile.height, profile.width, generator=gen).to(device) * 2 - 1
 
     def feats():
@@ -247,7 +248,7 @@ def bench_data(profile, n: int, workers: int) -> dict:
 def run(args) -> dict:
     """Run the selected measurements; returns the JSON-ready result."""
     profile = get_profile(args.profile)
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     only = set(args.only.split(",")) if args.only else {"gan", "htr", "generation", "features", "frechet", "gs", "data"}

@@ -15,18 +15,19 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmark.perf.harness import NAIVE, Variant, _sync, make_gan_step
 from benchmark.profiles import get_profile
+from datasets.distributed import DEVICES_HELP, resolve_device
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help=DEVICES_HELP)
     p.add_argument("--amp", action="store_true", help="bf16 + channels-last + fused Adam")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--rows", type=int, default=25)
     a = p.parse_args(argv)
-    device = torch.device(a.device)
+    device = resolve_device(a.device)
     variant = Variant("optimised", amp=True, channels_last=True, fused_adam=True) if a.amp else NAIVE
     step, _ = make_gan_step(get_profile(a.profile), device, variant, a.batch)
     for _ in range(3):

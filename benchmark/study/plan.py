@@ -17,7 +17,7 @@ from pathlib import Path
 from reports.results import ROWS, SWEEP_ROWS
 
 from ..profiles import Profile, gan_train_fields
-from ..runner import Stage, fingerprint_tree, shard_units
+from ..stage import Stage, fingerprint_tree, shard_units
 from .config import StudyConfig
 from .cost import cost_model, htr_images
 from .stages import stage_data, stage_gan, stage_gan_final, stage_htr, stage_reuse, stage_synthetic

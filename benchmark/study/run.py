@@ -15,7 +15,8 @@ from datasets.files import atomic_write_json
 from reports.results import load_results
 
 from ..backend import RealBackend, StudyBackend
-from ..runner import StageRunner, format_seconds, shard_units
+from ..runner import StageRunner, format_seconds
+from ..stage import shard_units
 from .assemble import assemble_results
 from .config import StudyConfig, config_from_json
 from .cost import detect_device

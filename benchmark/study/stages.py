@@ -13,7 +13,7 @@ from datasets.format import read_meta
 from ..backend import StudyBackend
 from ..metrics.generator import score_generator
 from ..profiles import Profile, gan_train_fields
-from ..runner import StageContext
+from ..stage import StageContext
 from .config import DatasetSpec
 
 
