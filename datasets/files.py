@@ -148,7 +148,7 @@ class StagingDir:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(self.path, self.final)
-        except OSError as exc:
+        except OSError as err:
             shutil.rmtree(self.path, ignore_errors=True)
-            raise UserError(os_error_message(exc, self.final)) from None
+            raise UserError(os_error_message(err, self.final)) from None
         return False

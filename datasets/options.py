@@ -199,10 +199,12 @@ def _checked(f, kind: _Kind, value):
 # ----------------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser, cls, required: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per command-line field of `cls` (in field order); `required` fields must be
-    given on the command line, `skip` ones are left out."""
+    """Add one flag per command-line field of `cls` (its own fields first, then inherited ones, each
+    in declaration order); `required` fields must be given on the command line, `skip` ones are
+    left out."""
     hints = typing.get_type_hints(cls)
-    for f in fields(cls):
+    own = cls.__dict__.get("__annotations__", {})    # the class's own fields first, then inherited ones
+    for f in sorted(fields(cls), key=lambda f: f.name not in own):
         if not f.metadata.get("cli", True) or f.name in skip:
             continue
         kind, meta = _kind(hints[f.name]), f.metadata

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from datasets.distributed import DEVICES_HELP, resolve_device
 from datasets.errors import UserError
 from datasets.options import add_arguments, given
 from datasets.runs import RESUME_RULE, RunDir
+
+if TYPE_CHECKING:
+    from .config import GanTrainConfig
 
 TRAIN_EPILOG = """\
 Paper settings (Alonso et al. 2019) are the defaults: 128x512 images, channel multiplier 1.0,

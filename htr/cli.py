@@ -1,12 +1,10 @@
 """`htraug htr train|eval`: the recognizer from the command line."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from datasets.distributed import DEVICES_HELP, resolve_device
-from datasets.errors import UserError
 from datasets.format import read_lines
 from datasets.options import add_arguments, from_args
 from datasets.files import read_jsonl

@@ -6,7 +6,7 @@ runs. The paper's settings are the defaults (RMSprop, lr 1e-4, early stopping on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from datasets.errors import UserError
 from datasets.options import Options, option

@@ -9,7 +9,6 @@ import pytest
 from datasets.build import build_standin, make_writers, split_writers
 from datasets.errors import UserError
 from datasets.format import load_dataset
-from benchmark.cli import build_parser
 
 SMALL = dict(n_train=70, n_val=12, n_test=12, height=32, width=128, show_progress=False)
 

@@ -164,7 +164,6 @@ def test_empty_transcription_and_unknown_format(tmp_path):
 
 
 def test_cli_import_and_stats(tmp_path, capsys):
-    import argparse
     from datasets import cli
 
     root = tmp_path / "t"

@@ -1,5 +1,4 @@
 """CTC training: exact resume, early stopping, mixing, evaluation and one-line input errors."""
-import argparse
 import json
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import torch
 from datasets.alphabet import Alphabet
 from datasets.errors import UserError
 from datasets.format import DatasetMeta, DatasetWriter
-from htr import cli as htr_cli
 from htr.checkpoint import load_recognizer, read_checkpoint
 from htr.evaluate import evaluate, recognize
 from htr.train import BatchPlan, HtrTrainConfig, initial_progress, is_improvement, train

@@ -2,7 +2,6 @@
 FID/KID, and the `htraug metrics` command line."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict
-import json
+from dataclasses import dataclass
 import platform
 import time
 
-import numpy as np
 import torch
 
 from benchmark.profiles import get_profile

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmark.perf.harness import NAIVE, Variant, _sync, make_gan_step

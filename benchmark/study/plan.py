@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reports.results import ROWS, SWEEP_ROWS
 
+from ..backend import StudyBackend
 from ..profiles import Profile, gan_train_fields
 from ..stage import Stage, fingerprint_tree, shard_units
 from .config import StudyConfig
