@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from datasets.distributed import DEVICES_HELP
+from datasets.errors import UserError
 from datasets.options import Options, option, parse_comma_list, parse_none_or_float
 from datasets.preprocess import default_width
 
+from .augment import TRANSFORMS, parse_policy
 from .options import CONDITIONING, D_NORMS, LOSSES
 
 
@@ -43,7 +45,28 @@ class GanRecipe(Options):
                              "in G's update (not in the paper)", defines_run=True)
     max_chars: int | None = option(None, "longest word to generate (default: longest training label)", metavar="N", min=1,
                                    defines_run=True)
+    diff_augment: str = option("", "DiffAugment before every call of D, on real and generated images: comma-separated "
+                               f"{', '.join(TRANSFORMS)} (empty: off, the paper)", metavar="LIST", defines_run=True)
+    augment_p: float = option(1.0, "probability that a DiffAugment transform is applied to an image (fixed, or ADA's "
+                              "start value)", metavar="P", min=0, max=1, defines_run=True)
+    ada_target: float | None = option(None, "ADA: adapt the DiffAugment probability so that E[sign(D(real))] stays at "
+                                      "this value (the ADA paper: 0.6); none: a fixed probability", metavar="T",
+                                      parse=parse_none_or_float, min=0, max=1, defines_run=True)
+    ada_speed: float = option(10_000, "ADA: real images over which the probability may travel from 0 to 1", metavar="N",
+                              gt=0, defines_run=True)
+    ms_weight: float = option(0.0, "mode-seeking term on z (Mao et al. 2019): λ·1/(mean|G(z1)−G(z2)|/mean|z1−z2|) over "
+                              "pairs of one word; 0: off, the paper", metavar="λ", min=0, defines_run=True)
     eval_every: int = option(1000, "evaluate and checkpoint every K iterations", metavar="K", min=1)
+
+    def check(self) -> None:
+        unknown = [t for t in parse_policy(self.diff_augment) if t not in TRANSFORMS]
+        if unknown:
+            raise UserError(f"diff_augment (--diff-augment): unknown transform(s) {', '.join(unknown)}; "
+                            f"choose from {', '.join(TRANSFORMS)}")
+        if self.ada_target is not None and not parse_policy(self.diff_augment):
+            raise UserError("ada_target (--ada-target) needs a --diff-augment policy")
+        if self.ms_weight > 0 and self.batch_size % 2:
+            raise UserError(f"ms_weight (--ms-weight) needs an even batch size (pairs of one word), got {self.batch_size}")
 
 
 @dataclass(frozen=True, kw_only=True)

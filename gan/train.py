@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+import sys
 import time
 from typing import Callable
 
@@ -39,6 +40,7 @@ from htr.augment import augment_batch
 
 from .checkpoint import CHECKPOINT, read_checkpoint
 from .config import GanTrainConfig
+from .augment import DiffAugment, parse_policy
 from .evaluate import Evaluator
 from .generate import sample_z
 from .networks import count_parameters, encode_words
@@ -48,7 +50,9 @@ from .words import ctc_targets, stored_prior
 
 __all__ = ["GanTrainConfig", "GanTraining", "TrainingDiverged", "train", "d_step", "r_step", "g_step"]
 
-SYNC_EVERY = 10     # iterations between host reads of the losses (NaN guard, progress bar)
+SYNC_EVERY = 10     # iterations between host reads of the losses (NaN guard, progress bar, ADA)
+COLLAPSE_LD = 0.1   # D's window-mean loss below this ...
+COLLAPSE_EVALS = 2  # ... for this many evaluations in a row: a collapse warning in the log
 
 
 class TrainingDiverged(UserError):
@@ -100,6 +104,10 @@ class GanTraining:
         self.streams.torch("z", derive_seed(cfg.seed, self.rank, 2))
         self.streams.torch("augment", derive_seed(cfg.seed, self.rank, 3))
         self.sampler = RealSampler(len(self.data.real), cfg.batch_size, self.rng)
+        policy = parse_policy(cfg.diff_augment)
+        self.d_augment = DiffAugment(policy, self.streams.torch("diffaug", derive_seed(cfg.seed, self.rank, 4)),
+                                     cfg.augment_p, cfg.ada_target, cfg.ada_speed) if policy else None
+        self.collapse_streak = 0          # consecutive evaluations with D's loss below COLLAPSE_LD
         if cfg.r_init and last is None:   # a resumed run has R's weights in last.pt
             init_recognizer(self.nets.R, cfg, self.data)
         self.readers = [load_reader(r, cfg, self.data, self.device) for r in cfg.readers or ()]
@@ -134,8 +142,11 @@ class GanTraining:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     # -- one iteration -------------------------------------------------------------------------
-    def _fake_inputs(self):
-        words = self.data.prior.sample(self.cfg.batch_size, self.rng)
+    def _fake_inputs(self, paired: bool = False):
+        """Words, targets and noise of a generated batch; `paired`: the second half repeats the
+        first half's words (with other noise), for the mode-seeking term."""
+        n = self.cfg.batch_size
+        words = self.data.prior.sample(n // 2, self.rng) * 2 if paired else self.data.prior.sample(n, self.rng)
         tokens, lengths = encode_words(words, self.data.alphabet)
         targets = ctc_targets(words, self.data.alphabet, self.data.meta.direction)
         z = sample_z(self.cfg.batch_size, self.nets.net_cfg.z_dim, self.streams["z"])
@@ -156,13 +167,16 @@ class GanTraining:
         tokens, flen, _, z = self._fake_inputs()
         with torch.no_grad(), self.autocast():
             x_fake = self.s_G(z, n.phi(tokens, flen)).float()
-        loss_d = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast)
+        loss_d, real_sign = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast,
+                                   self.d_augment)
         loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast)
-        tokens, flen, ftargets, z = self._fake_inputs()
-        augment = self._augment if cfg.r_augment else None
+        tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0)
+        r_augment = self._augment if cfg.r_augment else None
         g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, n.opt_g, tokens, flen, ftargets, z,
-                   cfg.alpha, cfg.loss, self.autocast, self.readers, augment)
-        return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"]]).float()
+                   cfg.alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight)
+        ms = g.get("loss_ms", torch.zeros((), device=dev))
+        return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"],
+                            g["grad_norm_r_bal"], real_sign, ms]).float()
 
     # -- loop ----------------------------------------------------------------------------------
     def _start_record(self) -> dict:
@@ -244,11 +258,18 @@ class GanTraining:
                 raise TrainingDiverged(f"training diverged at iteration {first + k}: non-finite {bad}; stopped, "
                                        f"last good checkpoint: {self._kept()}")
         self.window.extend(rows)
+        if self.d_augment is not None:     # ADA: steer p by D's overfitting signal on these batches
+            sign = float(np.mean([row[LOSS_NAMES.index("d_real_sign")] for row in rows]))
+            self.d_augment.adapt(sign, len(rows) * self.cfg.batch_size * self.world)
 
     def _window_means(self) -> dict[str, float]:
         arr = np.asarray(self.window, dtype=np.float64)
         means = dict(zip(LOSS_NAMES, arr.mean(axis=0).tolist()))
-        means["grad_ratio_r_d"] = float(np.mean(arr[:, 5] / np.maximum(arr[:, 4], 1e-12)))
+        nd, nr, nrb = (arr[:, LOSS_NAMES.index(k)] for k in ("grad_norm_d", "grad_norm_r", "grad_norm_r_bal"))
+        means["grad_ratio_r_d"] = float(np.mean(nr / np.maximum(nd, 1e-12)))
+        means["d_share"] = float(np.mean(nd / np.maximum(nd + nrb, 1e-12)))   # D's share of G's image gradient
+        if self.d_augment is not None:
+            means["augment_p"] = self.d_augment.p
         return means
 
     # -- evaluation and checkpoints ------------------------------------------------------------
@@ -258,6 +279,7 @@ class GanTraining:
         if self.is_main:
             record = {"event": "eval", "iteration": self.iteration, "train_seconds": round(self.elapsed, 2)}
             record.update({k: round(v, 6) for k, v in self._window_means().items()})
+            record.update(self._collapse_check(record["loss_d"]))
             t = time.perf_counter()
             record.update(self.evaluator.evaluate(self.iteration))
             record["eval_seconds"] = round(time.perf_counter() - t, 2)
@@ -272,6 +294,17 @@ class GanTraining:
         self.window = []
         if self.world > 1:
             dist.barrier()
+
+    def _collapse_check(self, loss_d: float) -> dict:
+        """A warning when D's window-mean loss stays below COLLAPSE_LD for COLLAPSE_EVALS evaluations
+        in a row: D separates real from generated images and G learns little from it."""
+        self.collapse_streak = self.collapse_streak + 1 if loss_d < COLLAPSE_LD else 0
+        if self.collapse_streak < COLLAPSE_EVALS:
+            return {}
+        msg = (f"D's loss stayed below {COLLAPSE_LD} for {self.collapse_streak} evaluations (D wins outright; "
+               "try --diff-augment)")
+        print(f"htraug: warning: iteration {self.iteration}: {msg}", file=sys.stderr)
+        return {"warning": msg}
 
     def _check_parameters_finite(self) -> None:
         """Never checkpoint NaN/inf weights: stop instead, keeping the previous last.pt."""
@@ -302,12 +335,13 @@ class GanTraining:
             "net_config": n.net_cfg.to_json(), "recognizer_config": n.R.config(),
             "train_config": self.cfg.to_json(), "dataset": d.info(self.cfg),
             "alphabet_fingerprint": d.alphabet.fingerprint, "max_chars": d.max_chars, "frames": d.frames,
-            "prior": stored_prior(d.prior), "best": dict(self.best),
+            "prior": stored_prior(d.prior), "best": dict(self.best), "collapse_streak": self.collapse_streak,
             "models": {name: m.state_dict() for name, m in n.named()},
         }
         if kind == "last":
             ckpt["state"] = {"opt_g": n.opt_g.state_dict(), "opt_d": n.opt_d.state_dict(), "opt_r": n.opt_r.state_dict(),
-                             "ranks": rank_states, "elapsed": self.elapsed}
+                             "ranks": rank_states, "elapsed": self.elapsed,
+                             "diffaug": self.d_augment.state() if self.d_augment is not None else None}
         return ckpt
 
     def _restore(self, ckpt: dict) -> None:
@@ -319,16 +353,21 @@ class GanTraining:
         st = ckpt["state"]
         n.opt_g.load_state_dict(st["opt_g"]), n.opt_d.load_state_dict(st["opt_d"]), n.opt_r.load_state_dict(st["opt_r"])
         self.iteration, self.elapsed, self.best = int(ckpt["iteration"]), float(st["elapsed"]), dict(ckpt["best"])
+        self.collapse_streak = int(ckpt.get("collapse_streak", 0))
+        if self.d_augment is not None and st.get("diffaug"):
+            self.d_augment.load(st["diffaug"])
         ranks = st["ranks"]
         if len(ranks) == self.world:
             mine = ranks[self.rank]
-            self.streams.load({k: mine[k] for k in ("numpy", "z", "augment") if k in mine})
+            self.streams.load({k: mine[k] for k in ("numpy", "z", "augment", "diffaug") if k in mine})
             self.sampler.load(mine["sampler"])
             set_global_state(mine, self.device)
         else:  # another world size: fresh, iteration-dependent streams (not bitwise-reproducible)
             self.rng = self.streams.numpy("numpy", [cfg.seed, self.rank, 1, self.iteration])
             self.streams.torch("z", derive_seed(cfg.seed, self.rank, 2, self.iteration))
             self.streams.torch("augment", derive_seed(cfg.seed, self.rank, 3, self.iteration))
+            if self.d_augment is not None:
+                self.d_augment.generator = self.streams.torch("diffaug", derive_seed(cfg.seed, self.rank, 4, self.iteration))
             self.sampler = RealSampler(len(self.data.real), cfg.batch_size, self.rng)
 
 

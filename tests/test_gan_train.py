@@ -278,7 +278,7 @@ def test_g_step_averages_r_with_frozen_readers_on_distorted_images(tiny_alphabet
 
     def run(readers=(), augment=None):
         G.load_state_dict(state[0]), phi.load_state_dict(state[1])
-        return g_step(phi, G, D, R, opt, tokens, lengths, targets, z, 1.0, "hinge", readers=readers, augment=augment)
+        return g_step(phi, G, D, R, opt, tokens, lengths, targets, z, 1.0, "hinge", readers=readers, r_augment=augment)
 
     alone, with_itself = run(), run(readers=(R,))
     assert torch.allclose(alone["loss_g_ctc"], with_itself["loss_g_ctc"])

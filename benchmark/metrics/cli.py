@@ -12,6 +12,7 @@ def register(group) -> None:
     _add_gs(group)
     _add_readability(group)
     _add_text(group)
+    _add_diversity(group)
 
 
 SOURCE_HELP = "dataset directory, folder of same-size images, or .npy (N,H,W uint8 images or N,D features)"
@@ -56,6 +57,24 @@ def _add_gs(metrics) -> None:
     p.add_argument("--i-max", type=int, default=100)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: available CPUs)")
     p.set_defaults(func=gs_command)
+
+
+def _add_diversity(metrics) -> None:
+    p = metrics.add_parser("diversity", help="same-word variation of generated images against real writers' (1 = as varied, 0 = collapse)",
+                           description="Diversity: per word, the mean pairwise distance between generated images (one word, "
+                                       "several z) divided by the same between real images of the word by different "
+                                       "writers, averaged over the k most written words (docs/DESIGN.md §7.5).")
+    p.add_argument("--real", required=True, metavar="DIR", help="real dataset directory (writers from its meta.json)")
+    p.add_argument("--fake", required=True, metavar="DIR", help="generated dataset directory (each word several times)")
+    p.add_argument("--judge", metavar="RUN", default=None, help="judge recognizer: distances between its pooled features too")
+    p.add_argument("--k", type=int, default=32, help="words at most (default 32)")
+    p.add_argument("--m", type=int, default=8, help="images per word and side at most (default 8)")
+    p.add_argument("--height", type=int, default=None, help="preprocessing height (default: meta.json / judge)")
+    p.add_argument("--width", type=int, default=None, help="preprocessing width")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=diversity_command)
 
 
 def _add_readability(metrics) -> None:
@@ -147,3 +166,14 @@ def text_command(args) -> int:
         raise UserError(f"{args.ref}: no lines to compare")
     m = text_metrics(refs, hyps)
     return _emit(m, args.json, [format_text_metrics(m, unit="lines")])
+
+
+def diversity_command(args) -> int:
+    """`htraug metrics diversity --real DIR --fake DIR [--judge RUN]`."""
+    from .registry import compute
+
+    r = compute("diversity", args.real, args.fake, judge=args.judge, k=args.k, m=args.m, seed=args.seed,
+                device=args.device, height=args.height, width=args.width)
+    space = "judge features" if "diversity_features" in r else "pixels"
+    return _emit(r, args.json, [f"diversity ({space}, {r['diversity_words']} words, ≤ {r['diversity_m']} images each): "
+                                f"{r['diversity']:.3f} (pixels {r['diversity_pixels']:.3f})"])

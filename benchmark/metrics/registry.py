@@ -4,6 +4,7 @@
     compute("kid", real, fake, features="htr", judge=RUN)
     compute("gs", real, fake, reps=100, workers=2)
     compute("readability", None, fake_dataset_dir, judge=RUN)
+    compute("diversity", real_dataset_dir, fake_dataset_dir, judge=RUN, k=32, m=8)
 
 `real`/`fake` are uint8 image arrays (N, H, W), dataset directories, image folders, `.npy` files,
 or (FID/KID/GS) feature / point matrices (N, D). Every metric returns a JSON-serialisable dict.
@@ -58,11 +59,19 @@ def _readability(real, fake, judge=None, words: list[str] | None = None, n: int 
     return out
 
 
+def _diversity(real, fake, **options) -> dict:
+    """Same-word variation of generated images against real writers' (1 = as varied, 0 = collapse)."""
+    from .diversity import diversity
+
+    return diversity(real, fake, **options)
+
+
 METRICS: MappingProxyType = MappingProxyType({
     "fid": _fid,
     "kid": _kid,
     "gs": _gs,
     "readability": _readability,
+    "diversity": _diversity,
 })
 
 
