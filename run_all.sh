@@ -36,8 +36,8 @@ install_debian_packages() {  # the fonts, plus any packages named as arguments
 
 setup_python() {
   local py="${PYTHON:-python3}"
-  command -v "$py" >/dev/null 2>&1 || { say "python3 (≥ 3.10) is required"; exit 1; }
-  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "python ≥ 3.10 is required"; exit 1; }
+  command -v "$py" >/dev/null 2>&1 || { say "python3 (≥ 3.11) is required"; exit 1; }
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "python ≥ 3.11 is required"; exit 1; }
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating virtual environment $VENV"
     "$py" -m venv "$VENV" || { say "cannot create a venv: install python3-venv"; exit 1; }

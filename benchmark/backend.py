@@ -24,7 +24,7 @@ class StudyBackend(Protocol):
     def import_dataset(self, fmt: str, root: Path, out: Path, height: int, width: int,
                        options: dict) -> Path: ...
     def train_htr(self, opts: dict, resume: bool) -> Path: ...
-    def evaluate_htr(self, run: Path, data_dir: Path, out_tsv: Path | None) -> dict: ...
+    def evaluate_htr(self, run: Path, data_dir: Path, out_tsv: Path | None, text: dict | None = None) -> dict: ...
     def train_gan(self, opts: dict, resume: bool) -> Path: ...
     def generate(self, run: Path, n: int, out: Path, words: list[str] | None, seed: int) -> Path: ...
     def sample_grids(self, run: Path, out_png: Path, seed: int) -> Path: ...
@@ -99,9 +99,12 @@ class RealBackend:
             raise UserError(f"{kind} training under torchrun failed (exit {proc.returncode}); see the log above")
         return out
 
-    def evaluate_htr(self, run, data_dir, out_tsv=None):
+    def evaluate_htr(self, run, data_dir, out_tsv=None, text=None):
+        """Test metrics of a recognizer; `text`: TextNormalization fields applied before scoring."""
         from htr.evaluate import evaluate
-        return dict(evaluate(run, data_dir, out_tsv, device=self.device))
+        from htr.scoring import TextNormalization
+        normalization = TextNormalization.from_json(text, "text") if text else None
+        return dict(evaluate(run, data_dir, out_tsv, device=self.device, normalization=normalization))
 
     def generate(self, run, n, out, words=None, seed=0):
         from gan.generate import generate

@@ -24,12 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .metrics.generator import score_generator
     from .perf import cli as perf_cli
     from .profiles import PROFILES, gan_train_fields
+    from datasets.version import package_version
 
     parser = argparse.ArgumentParser(
         prog="htraug",
         description="Benchmark suite for handwritten-text-recognition data augmentation with a "
                     "word-conditioned GAN (Alonso et al., ICDAR 2019).",
     )
+    parser.add_argument("--version", action="version", version=f"htraug {package_version()}",
+                        help="print the version of htraug and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     datasets.cli.register(command_group(sub, "data", "Build offline stand-in datasets, import real ones, show their statistics."))
     htr.cli.register(command_group(sub, "htr", "train and evaluate the gated-CNN/BiLSTM CTC recognizer"))
@@ -44,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from datasets.errors import UserError
+    from datasets.version import python_problem
 
+    problem = python_problem()
+    if problem:
+        print(f"htraug: error: {problem}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -92,6 +92,8 @@ def read_grey_png(path: Path, labels_path: Path | None = None, line: int | None 
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode.startswith("I;16"):   # 16-bit grey: Pillow's convert("L") would clip it at 255
+                return (np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)
             return np.asarray(im.convert("L"), dtype=np.uint8)
     except FileNotFoundError:
         where = located(labels_path, line, f"image {path} does not exist") if labels_path else UserError(f"{path}: image does not exist")

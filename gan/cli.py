@@ -38,6 +38,7 @@ def register(g, profiles: Mapping[str, Mapping] | None = None, scorer: Callable 
     _register_train(g, dict(profiles or {}), scorer)
     _register_generate(g)
     _register_samples(g)
+    _register_export(g)
 
 
 def _register_train(g, profiles: dict, scorer: Callable | None) -> None:
@@ -130,6 +131,34 @@ def _samples(args) -> int:
     out = write_sample_grids(args.model, args.out, words=args.words, n_words=args.n_words, n_styles=args.n_styles,
                              seed=args.seed, device=_device(args.device))
     print(f"wrote {out}")
+    return 0
+
+
+def _register_export(g) -> None:
+    p = g.add_parser("export", help="export φ and G to ONNX or TorchScript (alphabet and input contract inside)",
+                     description="Write the generator (φ and G in eval mode, spectral norm folded in) as an ONNX model "
+                                 "(metadata_props key 'htraug') or a TorchScript archive (extra file htraug.json) that "
+                                 "carries the alphabet, direction, canvas and input contract. Inputs: 'z' float32 "
+                                 "(batch, z_dim) standard normal noise; 'tokens' int64 (batch, chars), each word's "
+                                 "class indices (symbol i of the alphabet is i+1) in reading order, padded with 0 after "
+                                 "the word; 'lengths' int64 (batch,), each word's length (1..chars). Output 'images' "
+                                 "float32 (batch, 1, H, W) in [-1, 1], white = +1. Words of different lengths may share "
+                                 "a batch. The file is checked against the checkpoint's φ and G on a batch of words of "
+                                 "several lengths (ONNX with onnxruntime, when installed) and written only when every "
+                                 "pixel agrees within 1e-4.")
+    a = p.add_argument
+    a("--model", metavar="RUN", required=True, help="GAN run directory (best.pt, else last.pt) or checkpoint file")
+    a("--out", metavar="FILE", required=True, help="output file: *.onnx, or *.pt for TorchScript")
+    a("--format", choices=("onnx", "torchscript"), default=None, help="export format (default: from the --out file name)")
+    p.set_defaults(func=_export)
+
+
+def _export(args) -> int:
+    from datasets.export import export_summary
+
+    from .export import export_generator
+
+    print(export_summary(export_generator(args.model, args.out, args.format)))
     return 0
 
 

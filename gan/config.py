@@ -106,6 +106,9 @@ class GanTrainConfig(GanRecipe):
     threads: int | None = option(None, "torch CPU threads (default: torch's; 1 is best on a busy machine)", metavar="N",
                                  min=1)
     progress: bool = option(True, "no progress bar", flag="--quiet")
+    tensorboard: str | None = option(None, "also write every log record (scalars, and the record as text) and the "
+                                     "sample grids as TensorBoard event files into DIR (needs the tensorboard package: "
+                                     "pip install 'htraug[tensorboard]')", metavar="DIR", path=True)
 
     def normalise(self) -> None:
         if self.width is None:

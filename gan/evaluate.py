@@ -96,3 +96,5 @@ class Evaluator:
         base = run / "samples" / f"iter_{iteration:06d}"
         save_png(words_grid, base.with_name(base.name + "_words.png"))
         save_png(styles_grid, base.with_name(base.name + "_styles.png"))
+        from datasets.runs import add_images   # --tensorboard DIR: the grids beside the log's scalars
+        add_images(getattr(self.cfg, "tensorboard", None), iteration, {"samples/words": words_grid, "samples/styles": styles_grid})

@@ -67,6 +67,9 @@ class HtrTrainConfig(HtrRecipe):
     compile: bool = option(False, "torch.compile the training forward (CUDA only)")
     threads: int | None = option(None, "torch CPU threads (default: torch's; 1 is best on a busy machine)", min=1)
     show_progress: bool = option(True, "no progress bar", flag="--quiet")
+    tensorboard: str | None = option(None, "also write every validation record (scalars, and the record as text) as "
+                                     "TensorBoard event files into DIR (needs the tensorboard package: pip install "
+                                     "'htraug[tensorboard]')", metavar="DIR", path=True)
 
     def check(self) -> None:
         super().check()

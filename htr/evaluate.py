@@ -46,7 +46,7 @@ def recognize(model: GatedCRNN, alphabet: Alphabet, images: torch.Tensor | np.nd
 
 
 def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 64, device: str = "cpu",
-             show_progress: bool = False, run=None, lexicon: list[str] | None = None) -> dict:
+             show_progress: bool = False, run=None, lexicon: list[str] | None = None, normalization=None) -> dict:
     """ED/WER of a recognizer on a dataset directory (preprocessed to the model's canvas).
 
     `run_or_model`: a run directory, a checkpoint file or a (model, alphabet[, info]) tuple
@@ -54,6 +54,8 @@ def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 6
     n, ...) plus `dropped` (images wider than the canvas, not evaluated). `out_tsv` receives
     per-image `path<TAB>reference<TAB>hypothesis` rows under a header. With `lexicon`, each greedy
     hypothesis is replaced by the closest lexicon word (`htr.decode.snap_to_lexicon`).
+    `normalization` (htr.scoring.TextNormalization) is applied to references and hypotheses
+    before scoring (the TSV keeps them as they are).
     """
     run_or_model = run if run_or_model is None else run_or_model
     if run_or_model is None or data_dir is None:
@@ -68,7 +70,7 @@ def evaluate(run_or_model=None, data_dir=None, out_tsv=None, batch_size: int = 6
     hyps = recognize(model, alphabet, packed.images, batch_size, device)
     if lexicon:
         hyps = snap_to_lexicon(hyps, lexicon)
-    metrics = text_metrics(list(packed.texts), hyps)
+    metrics = text_metrics(list(packed.texts), hyps, normalization)
     metrics["dropped"] = packed.dropped
     if out_tsv is not None:
         write_predictions(Path(out_tsv), packed.paths, packed.texts, hyps)

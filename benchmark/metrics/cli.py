@@ -92,13 +92,22 @@ def _add_readability(metrics) -> None:
 
 
 def _add_text(metrics) -> None:
+    from datasets.options import add_arguments
+
+    from .text import TextNormalization
+
     p = metrics.add_parser(
         "text", help="ED/WER between a reference and a hypothesis file (one transcription per line)",
-        description="Corpus-level character edit distance (ED %) and word error rate (WER %) between two UTF-8 "
-                    "files compared line by line, case-sensitive and case-insensitive.")
+        description="Corpus-level character edit distance (ED %) and word error rates between two UTF-8 "
+                    "files compared line by line, case-sensitive and case-insensitive. WER (`wer`) is the share "
+                    "of lines that differ from their reference, the WER of word images (`word_accuracy` = "
+                    "100 - WER); line WER (`line_wer`) is the word-level edit distance over the reference words "
+                    "(words split at whitespace or ▁), the WER of text lines. The normalisation options apply to "
+                    "both files alike and are recorded in the JSON (`normalization`).")
     p.add_argument("--ref", required=True, metavar="FILE", help="reference transcriptions, one per line")
     p.add_argument("--hyp", required=True, metavar="FILE", help="hypotheses, one per line (same order)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_arguments(p, TextNormalization)
     p.set_defaults(func=text_command)
 
 
@@ -153,18 +162,19 @@ def readability_command(args) -> int:
 
 
 def text_command(args) -> int:
-    """`htraug metrics text --ref FILE --hyp FILE [--json]`."""
+    """`htraug metrics text --ref FILE --hyp FILE [--json] [--normalize nfc|nfkc] [--strip-diacritics] [--strip-punct]`."""
     from datasets.errors import UserError
     from datasets.format import read_lines
+    from datasets.options import from_args
 
-    from .text import format_text_metrics, text_metrics
+    from .text import TextNormalization, format_text_metrics, text_metrics
 
     refs, hyps = read_lines(args.ref), read_lines(args.hyp)
     if len(refs) != len(hyps):
         raise UserError(f"{args.ref} has {len(refs)} lines but {args.hyp} has {len(hyps)}; lines are compared in order")
     if not refs:
         raise UserError(f"{args.ref}: no lines to compare")
-    m = text_metrics(refs, hyps)
+    m = text_metrics(refs, hyps, from_args(TextNormalization, args))
     return _emit(m, args.json, [format_text_metrics(m, unit="lines")])
 
 

@@ -11,6 +11,7 @@ from datasets.build import build_standin
 from datasets.errors import UserError
 from datasets.importers import FORMATS as IMPORT_FORMATS, import_dataset
 
+from ..metrics.text import TextNormalization
 from ..profiles import Profile, get_profile, profile_from_json
 
 STANDIN_KINDS = {"rimes-like": ("fr", "ltr"), "arabic-like": ("ar", "rtl")}
@@ -42,14 +43,26 @@ class StudyConfig:
     datasets: tuple[DatasetSpec, ...]
     seed: int = 0
     gpus: int = 0
+    text: TextNormalization | None = None   # normalisation of the recognizers' test scoring (None: none)
 
     def to_json(self) -> dict:
-        return {"profile": self.profile.to_json(), "datasets": [d.to_json() for d in self.datasets],
-                "seed": self.seed, "gpus": self.gpus}
+        out = {"profile": self.profile.to_json(), "datasets": [d.to_json() for d in self.datasets],
+               "seed": self.seed, "gpus": self.gpus}
+        if self.text is not None:        # absent when off, so studies without it keep their hashes
+            out["text"] = self.text.to_json()
+        return out
 
 
-_TOP_KEYS = {"profile", "seed", "overrides", "datasets", "gpus"}
+_TOP_KEYS = {"profile", "seed", "overrides", "datasets", "gpus", "text"}
 _DS_KEYS = {"name", "kind", "format", "path", "options"}
+
+
+def parse_text_options(obj, where: str) -> TextNormalization | None:
+    """The config's `text` table (normalize, strip_diacritics, strip_punct); None when it changes nothing."""
+    if obj is None:
+        return None
+    text = TextNormalization.from_json(obj, f"{where}: text")
+    return text if text.active else None
 
 
 def read_config_file(path) -> dict:
@@ -57,16 +70,17 @@ def read_config_file(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file does not exist")
+    import tomllib   # standard library (htraug needs Python ≥ 3.11, datasets.version)
+
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() == ".toml":
-            import tomllib
             obj = tomllib.loads(text)
         else:
             obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    except Exception as exc:  # tomllib.TOMLDecodeError
+    except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: invalid TOML ({exc})") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path}: expected a table/object at the top level")
@@ -156,7 +170,7 @@ def load_study_config(profile: str | None = None, config_file=None, seed: int | 
         raise UserError(f"{where}: seed must be a non-negative integer, got {seed!r}")
     if not isinstance(gpus, int) or gpus < 0:
         raise UserError(f"{where}: gpus must be a non-negative integer, got {gpus!r}")
-    cfg = StudyConfig(profile=prof, datasets=specs, seed=seed, gpus=gpus)
+    cfg = StudyConfig(profile=prof, datasets=specs, seed=seed, gpus=gpus, text=parse_text_options(obj.get("text"), where))
     validate_study(cfg)
     return cfg
 
@@ -179,4 +193,4 @@ def config_from_json(obj: dict) -> StudyConfig:
     specs = tuple(DatasetSpec(name=d["name"], kind=d.get("kind", "import"), format=d.get("format"),
                               path=d.get("path"), options=d.get("options") or {}) for d in obj["datasets"])
     return StudyConfig(profile=profile_from_json(obj["profile"]), datasets=specs, seed=obj.get("seed", 0),
-                       gpus=obj.get("gpus", 0))
+                       gpus=obj.get("gpus", 0), text=parse_text_options(obj.get("text"), "config"))

@@ -97,6 +97,9 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     code = {kind: code_fingerprint(pkgs) for kind, pkgs in CODE_DEPS.items()}
     base = {"code": CODE_VERSION, "seed": S}
     htr_cfg = {"source": code["htr"], "height": p.height, "width": p.width, "recipe": p.htr.to_json()}
+    text = cfg.text.to_json() if cfg.text is not None else None   # test scoring's normalisation
+    if text:
+        htr_cfg["text"] = text
     gan_cfg = {"source": code["gan"], **gan_train_fields(p), "r_init": p.gan_r_init, "readers": list(p.gan_readers)}
     stages: list[Stage] = []
     for di, spec in enumerate(cfg.datasets):
@@ -109,7 +112,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
             data_cfg.update(n_train=p.n_train, n_val=p.n_val, n_test=p.n_test)
         stages.append(Stage(d_data, partial(stage_data, backend=backend, spec=spec, profile=p, seed=S),
                             data_cfg, (), cost=cost["data"]))
-        htr_fn = partial(stage_htr, backend=backend, profile=p, data_stage=d_data, study_seed=S)
+        htr_fn = partial(stage_htr, backend=backend, profile=p, data_stage=d_data, study_seed=S, text=text)
         stages.append(Stage(d_judge, partial(htr_fn, row="real", fraction=1.0, seed=S, syn_stage=None),
                             {**base, **htr_cfg, "row": "real", "fraction": 1.0}, (d_data,), cost=(cost["htr"] + cost["eval"]) / div))
         gan_common = dict(backend=backend, profile=p, seed=S, data_stage=d_data, judge_stage=d_judge)

@@ -85,15 +85,16 @@ def _thin(records: list[dict], limit: int = 400) -> list[dict]:
 
 
 def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row: str, fraction: float,
-              seed: int, data_stage: str, syn_stage: str | None, study_seed: int = 0) -> dict:
-    """Train one HTR row × seed (resuming its run dir) and evaluate it on the unseen-writer test split."""
+              seed: int, data_stage: str, syn_stage: str | None, study_seed: int = 0, text: dict | None = None) -> dict:
+    """Train one HTR row × seed (resuming its run dir) and evaluate it on the unseen-writer test split
+    (scored after the study config's text normalisation `text`, when it has one)."""
     data = ctx.inputs[data_stage]
     data_dir = ctx.path(data["dir"])
     syn_dir = ctx.path(ctx.inputs[syn_stage]["dir"]) if syn_stage else None
     n_train = int(data.get("stats", {}).get("train", {}).get("images", 0)) or 1
     opts = htr_options(ctx, profile, data_dir, syn_dir, row, fraction, seed, n_train, study_seed)
     run = backend.train_htr(opts, resume=ctx.resume and (ctx.work / "run").exists())
-    test = backend.evaluate_htr(run, data_dir / "test", ctx.work / "test_predictions.tsv")
+    test = backend.evaluate_htr(run, data_dir / "test", ctx.work / "test_predictions.tsv", **({"text": text} if text else {}))
     log = read_jsonl(Path(run) / "log.jsonl")
     return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
             "n_real": (opts["max_train"] or n_train) if row != "synthetic" else 0,
