@@ -29,6 +29,7 @@ class StudyBackend(Protocol):
     def generate(self, run: Path, n: int, out: Path, words: list[str] | None, seed: int) -> Path: ...
     def sample_grids(self, run: Path, out_png: Path, seed: int) -> Path: ...
     def metric(self, name: str, real: Path, fake: Path, **opts) -> dict: ...
+    def diversity_words(self, real: Path, k: int, m: int, seed: int) -> list[str]: ...
 
 
 def torchrun_command(kind: str, config_path: Path, gpus: int, python: str | None = None) -> list[str]:
@@ -116,8 +117,12 @@ class RealBackend:
         from gan.generate import write_sample_grids
         return Path(write_sample_grids(run, out_png, seed=seed, device=self.device))
 
+    def diversity_words(self, real, k, m, seed):
+        from benchmark.metrics.diversity import diversity_words
+        return diversity_words(real, k, m, seed)
+
     def metric(self, name, real, fake, **opts):
         from benchmark.metrics.registry import compute
-        if name in ("fid", "kid", "readability"):
+        if name in ("fid", "kid", "readability", "diversity"):
             opts = dict(opts, device=self.device)
         return dict(compute(name, real, fake, **opts))

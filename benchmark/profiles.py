@@ -5,6 +5,7 @@ passes the recipes to the trainers as they are."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+import re
 from typing import Mapping
 
 from datasets.errors import UserError
@@ -17,46 +18,66 @@ from htr.config import HtrRecipe
 # through the synthetic set). The real row's judge seed (and R's seed with gan_r_init) is skipped.
 READER_ROWS = ("real", "real+classic")
 STANDIN_NAMES = ("rimes-like", "arabic-like")
+STAGE_NAME = re.compile(r"^[A-Za-z0-9._+=-]+$")
+# A GAN variant may drop what the study wires into every GAN: R's starting recognizer and the readers.
+VARIANT_DROPS = ("r_init", "readers")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Profile(Options):
     """Everything a study run's size depends on; every stage reads its numbers from here."""
 
-    name: str = option(help="profile name")
-    height: int = option(help="image height (paper: 128), a power of two ≥ 8", min=8)
-    width: int = option(help="image width (paper: 512), 4 × height", min=1)
-    n_train: int = option(help="real training images per stand-in dataset", min=1)
-    n_val: int = option(help="real validation images per stand-in dataset", min=1)
-    n_test: int = option(help="real test images per stand-in dataset", min=1)
-    n_synthetic: int = option(help="synthetic words generated for augmentation", min=1)
-    fid_n: int = option(help="images per side for FID / KID", min=1)
-    gs_n: int = option(help="points per side for the Geometry Score", min=1)
-    gs_reps: int = option(help="Geometry Score repetitions", min=1)
-    htr_seeds: int = option(help="repetitions per HTR row (mean ± std)", min=1)
-    real_fractions: tuple[float, ...] = option((1.0,), "real-data-size sweep: fractions of the training images")
-    sweep_all_datasets: bool = option(True, "the real-data-size sweep on every dataset (false: the first only)")
-    gan_r_init: bool = option(False, "start the GAN's R from a real-only recognizer (paper: R from scratch)")
+    name: str = option(help="profile name", cli=False)
+    height: int = option(help="image height (paper: 128), a power of two ≥ 8", min=8, cli=False)
+    width: int = option(help="image width (paper: 512), 4 × height", min=1, cli=False)
+    n_train: int = option(help="real training images per stand-in dataset", min=1, cli=False)
+    n_val: int = option(help="real validation images per stand-in dataset", min=1, cli=False)
+    n_test: int = option(help="real test images per stand-in dataset", min=1, cli=False)
+    n_synthetic: int = option(help="synthetic words generated for augmentation", min=1, cli=False)
+    fid_n: int = option(help="images per side for FID / KID", min=1, cli=False)
+    gs_n: int = option(help="points per side for the Geometry Score", min=1, cli=False)
+    gs_reps: int = option(help="Geometry Score repetitions", min=1, cli=False)
+    htr_seeds: int = option(help="repetitions per HTR row (mean ± std)", min=1, cli=False)
+    real_fractions: tuple[float, ...] = option((1.0,), "real-data-size sweep: fractions of the training images", cli=False)
+    sweep_all_datasets: bool = option(True, "the real-data-size sweep on every dataset (false: the first only)", cli=False)
+    gan_r_init: bool = option(False, "start the GAN's R from a real-only recognizer (paper: R from scratch)", cli=False)
     gan_readers: tuple[str, ...] = option((), "grid rows (real, real+classic) whose units join R as frozen readers "
-                                          "in G's step")
-    ablations: bool = option(False, "run the paper's ablation grid (Tables II–V) on the first dataset")
-    ablation_iterations: int | None = option(None, "GAN iterations of each ablation run (null: the main GAN's)", min=1)
-    datasets: tuple[str, ...] = option(STANDIN_NAMES, "datasets of the study when the config names none")
-    htr: HtrRecipe = option(default_factory=HtrRecipe, help="the recognizers' recipe")
-    gan: GanRecipe = option(default_factory=GanRecipe, help="the main GAN's recipe")
+                                          "in G's step", cli=False)
+    diversity_k: int = option(32, "words of the diversity metric (the most written ones)", min=1, cli=False)
+    diversity_m: int = option(8, "images per word and side of the diversity metric (z values of the generator)", min=2, cli=False)
+    gan_variants: dict[str, dict] = option(default_factory=dict, help="named GAN variants (changes of the GAN recipe, "
+                                           "e.g. remedies; r_init = false and readers = false drop the study's recognizers) "
+                                           "trained on the first dataset, each scored like the main GAN and by a "
+                                           "recognizer trained on its words only", cli=False)
+    variant_seeds: int = option(1, "GAN seeds of every variant (the study seed and the next ones)", min=1, cli=False)
+    ablations: bool = option(False, "run the paper's ablation grid (Tables II–V) on the first dataset", cli=False)
+    ablation_iterations: int | None = option(None, "GAN iterations of each ablation run (null: the main GAN's)", min=1, cli=False)
+    datasets: tuple[str, ...] = option(STANDIN_NAMES, "datasets of the study when the config names none", cli=False)
+    htr: HtrRecipe = option(default_factory=HtrRecipe, help="the recognizers' recipe", cli=False)
+    gan: GanRecipe = option(default_factory=GanRecipe, help="the main GAN's recipe", cli=False)
 
     def check(self) -> None:
         """Reject impossible sizes before any work starts."""
-        p = self.name
         if self.height & (self.height - 1):
-            raise UserError(f"profile {p}: height {self.height} must be a power of two ≥ 8")
+            raise UserError(f"height {self.height} must be a power of two ≥ 8")
         if self.width != default_width(self.height):
-            raise UserError(f"profile {p}: width {self.width} must be 4 × height ({default_width(self.height)})")
+            raise UserError(f"width {self.width} must be 4 × height ({default_width(self.height)})")
         if not self.real_fractions or not all(0 < f <= 1 for f in self.real_fractions):
-            raise UserError(f"profile {p}: real_fractions must be a non-empty list of fractions in (0, 1]")
+            raise UserError(f"real_fractions must be a non-empty list of fractions in (0, 1]")
+        for name, change in self.gan_variants.items():
+            if not STAGE_NAME.match(name) or name == "main":
+                raise UserError(f"gan_variants name {name!r} must be a simple name (letters, digits, . _ + = -) other than main")
+            if not isinstance(change, dict):
+                raise UserError(f"gan_variants {name!r} must be a table of GAN recipe fields")
+            recipe = {k: v for k, v in change.items() if k not in VARIANT_DROPS}
+            bad = [k for k in VARIANT_DROPS if k in change and change[k] not in (None, False)]
+            if bad:
+                raise UserError(f"gan_variants {name!r}: {', '.join(bad)} may only be false or null (R from scratch, "
+                                "no readers)")
+            GanRecipe.from_json({**self.gan.to_json(), **recipe}, where=f"gan_variants {name!r}")
         bad_rows = [r for r in self.gan_readers if r not in READER_ROWS]
         if bad_rows:
-            raise UserError(f"profile {p}: gan_readers rows must be among {', '.join(READER_ROWS)}, got {', '.join(bad_rows)}")
+            raise UserError(f"gan_readers rows must be among {', '.join(READER_ROWS)}, got {', '.join(bad_rows)}")
 
 
 def gan_train_fields(p: Profile) -> dict:
@@ -71,6 +92,8 @@ PROFILES = {
         name="smoke", height=16, width=64, n_train=160, n_val=48, n_test=48,
         n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, htr_seeds=2, real_fractions=(0.5, 1.0),
         ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
+        diversity_k=8, diversity_m=4, gan_variants={"diffaug+ms": {"diff_augment": "translation,cutout,ink", "ms_weight": 1.0,
+                                                                   "iterations": 15}},
         htr=HtrRecipe(width_mult=0.5, batch_size=32, lr=1e-3, max_epochs=2, patience=2),
         gan=GanRecipe(channel_mult=0.25, iterations=30, batch_size=16, eval_every=15),
     ),

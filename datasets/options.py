@@ -152,6 +152,8 @@ class Options:
 def _plain(value):
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, Options):
         return value.to_json()
     return value

@@ -20,6 +20,7 @@ from .results import SWEEP_ROWS, load_results
 
 DEFAULT_TOLERANCES = Path(__file__).parent / "baselines" / "tolerances.json"
 LOWER_IS_BETTER = ("cer", "wer", "fid", "gs", "kid")
+HIGHER_IS_BETTER = ("diversity", "d_share")
 _TOL_KEYS = {"match", "abs", "rel", "ignore", "direction"}
 
 
@@ -69,6 +70,12 @@ def flatten_metrics(results: dict) -> dict[str, float]:
                     put(f"{ds}/sweep/{f}/{row}/{k}", (point.get(row) or {}).get(k))
             for k in ("gain_cer", "gain_wer"):
                 put(f"{ds}/sweep/{f}/{k}", point.get(k))
+        for name, v in (entry.get("variants") or {}).items():
+            for k, val in v.items():
+                if k.endswith("_mean"):
+                    put(f"{ds}/variant/{name}/{k}", val)
+        for k in ("diversity",):
+            put(f"{ds}/gan/final/{k}", ((entry.get("gan") or {}).get("final") or {}).get(k))
         for group, rows in (entry.get("ablations") or {}).items():
             for r in rows:
                 setting = str(r.get("setting", "")).replace(" (ours)", "")
@@ -80,11 +87,11 @@ def flatten_metrics(results: dict) -> dict[str, float]:
 def direction_of(metric: str) -> str:
     """'lower', 'higher' or 'equal' (dataset statistics) for a flattened metric path."""
     leaf = metric.rsplit("/", 1)[-1]
-    if leaf.startswith("gain_"):
+    if leaf.startswith("gain_") or leaf.startswith(HIGHER_IS_BETTER):
         return "higher"
     if "/data/" in metric:
         return "equal"
-    base = leaf.replace("readability_", "").split("_")[0]
+    base = leaf.replace("readability_", "").replace("synthetic_only_", "").split("_")[0]
     if base in LOWER_IS_BETTER:
         return "lower"
     return "equal"

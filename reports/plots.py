@@ -93,7 +93,7 @@ def plot_gan_log(ds: str, entry: dict, path: Path, keys_pred, title: str, log_y:
 
 
 def _is_loss(k: str) -> bool:
-    return k.startswith("loss") or k.endswith("_loss") or k.startswith("grad_")
+    return k.startswith("loss") or k.endswith("_loss") or k.startswith("grad_") or k in ("d_share", "d_real_sign", "augment_p")
 
 
 def _is_quality(k: str) -> bool:

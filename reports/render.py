@@ -19,12 +19,12 @@ from .plots import _is_loss, _is_quality, plot_gan_log, plot_htr_bars, plot_htr_
 from .published import ABLATION_TABLES, PAPER_DIR, PAPER_LABEL, ROW_LABELS, load_paper
 from .results import load_results
 from .tables import (_num, table_ablation, table_datasets, table_gan, table_htr, table_htr_seeds,
-                     table_sweep)
+                     table_sweep, table_variants)
 
 __all__ = ["ABLATION_TABLES", "CSS", "PAPER_DIR", "PAPER_LABEL", "ROW_LABELS", "Section", "build_sections",
            "df_to_html", "df_to_markdown", "load_paper", "plot_gan_log", "plot_htr_bars", "plot_htr_curves",
            "plot_sweep", "render_html", "render_markdown", "render_report", "table_ablation", "table_datasets",
-           "table_gan", "table_htr", "table_htr_seeds", "table_sweep"]
+           "table_gan", "table_htr", "table_htr_seeds", "table_sweep", "table_variants"]
 
 
 @dataclass
@@ -173,8 +173,16 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     s = Section("Generator quality", ["FID uses pooled encoder features of the judge recognizer (trained on real "
                                       "training images); FID is biased by N, so compare only at equal N. Readability "
                                       "is the judge's ED/WER on generated words; its ED/WER on the real test words "
-                                      "beside it is what readable as real handwriting looks like to that judge."])
+                                      "beside it is what readable as real handwriting looks like to that judge. "
+                                      "Diversity is the same-word variation of generated images over z divided by real "
+                                      "writers' (1: as varied as real writers, 0: style collapse); the synthetic-only "
+                                      "test ED (a recognizer trained on generated words alone, tested on real test "
+                                      "writers) is the generator's usefulness; D's share is ‖∇D‖ / (‖∇D‖ + ‖balanced ∇R‖) "
+                                      "of G's image gradient at the last evaluation."])
     add_table(s, "Final metrics of the chosen generator", table_gan(results), "gan_final.csv")
+    for ds, e in results.get("datasets", {}).items():
+        for warning in (e.get("gan") or {}).get("warnings", []):
+            s.text.append(f"WARNING ({ds}): {warning}")
     for ds, e in results.get("datasets", {}).items():
         gan = e.get("gan") or {}
         for k, rel in enumerate(gan.get("grids", [])):
@@ -189,10 +197,22 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
         p = plot_gan_log(ds, e, figs / f"gan_quality_{ds}.png", _is_quality, "FID / GS / readability over iterations")
         if p:
             s.figures.append((f"{ds}: FID, GS and readability during GAN training", p))
-        p = plot_gan_log(ds, e, figs / f"gan_losses_{ds}.png", _is_loss, "GAN losses and gradient norms")
+        p = plot_gan_log(ds, e, figs / f"gan_losses_{ds}.png", _is_loss, "GAN losses, gradient norms, D's share")
         if p:
-            s.figures.append((f"{ds}: GAN training losses", p))
+            s.figures.append((f"{ds}: GAN training losses, gradient norms and D's share of G's gradient", p))
     sections.append(s)
+
+    s = Section("GAN variants (remedies)", ["The main GAN and each variant of its recipe (the change named), trained on "
+                                            "the first dataset and scored like the main GAN; mean ± std over GAN seeds. "
+                                            "None of the variants is in the paper."])
+    add_table(s, "Generator quality and usefulness per GAN variant", table_variants(results), "gan_variants.csv")
+    for ds, e in results.get("datasets", {}).items():
+        for name, v in (e.get("variants") or {}).items():
+            for row in v.get("per_seed", []):
+                for warning in row.get("warnings", []):
+                    s.text.append(f"WARNING ({ds}, {name}, seed {row.get('seed')}): {warning}")
+    if s.tables:
+        sections.append(s)
 
     s = Section("Ablations (Tables II–V)", [f"Each switch changed alone from the model's setting (ours); "
                                             f"the paper's values ({PAPER_LABEL}) used Inception FID on 25k images."])

@@ -87,11 +87,34 @@ def table_gan(results: dict) -> pd.DataFrame:
         f = (e.get("gan") or {}).get("final")
         judge = (e.get("judge") or {}).get("test") or {}
         if f:
+            syn = (((e.get("htr") or {}).get("rows") or {}).get("synthetic") or {}).get("cer_mean")
+            last = next((r for r in reversed((e.get("gan") or {}).get("log") or []) if r.get("event") == "eval"), {})
             rows.append({"dataset": ds, f"FID ({f.get('fid_features', 'htr')} features, n={f.get('fid_n')})": _num(f.get("fid")),
                          "KID": _num(f.get("kid"), 4), f"GS (n={f.get('gs_n')}, {f.get('gs_reps')} reps)": _num(f.get("gs"), 4),
                          "readability ED %": _num(f.get("readability_cer")), "readability WER %": _num(f.get("readability_wer")),
-                         "judge on real test ED %": _num(judge.get("cer")), "judge on real test WER %": _num(judge.get("wer"))})
+                         "judge on real test ED %": _num(judge.get("cer")), "judge on real test WER %": _num(judge.get("wer")),
+                         f"diversity ({f.get('diversity_words', '?')} words)": _num(f.get("diversity"), 3),
+                         "synthetic-only test ED %": _num(syn), "D's share of G's gradient": _num(last.get("d_share"), 3)})
     return pd.DataFrame(rows)
+
+
+VARIANT_COLUMNS = (("readability_cer", "readability ED %", 2), ("diversity", "diversity", 3), ("fid", "FID", 2),
+                   ("kid", "KID", 4), ("gs", "GS", 4), ("synthetic_only_cer", "synthetic-only test ED %", 2),
+                   ("d_share", "D's share", 3), ("loss_d", "L_D", 3))
+
+
+def table_variants(results: dict) -> pd.DataFrame | None:
+    """The main GAN and its variants (remedies), mean ± std over GAN seeds."""
+    rows = []
+    for ds, e in results.get("datasets", {}).items():
+        for name, v in (e.get("variants") or {}).items():
+            row = {"dataset": ds, "variant": name, "change": ", ".join(f"{k}={val}" for k, val in v.get("change", {}).items()) or "–",
+                   "seeds": len(v.get("per_seed", []))}
+            for key, label, digits in VARIANT_COLUMNS:
+                mean, std = v.get(f"{key}_mean"), v.get(f"{key}_std")
+                row[label] = _num(mean, digits) if mean is None or not std else f"{_num(mean, digits)} ± {_num(std, digits)}"
+            rows.append(row)
+    return pd.DataFrame(rows) if rows else None
 
 
 def table_ablation(results: dict, paper: dict, group: str) -> pd.DataFrame | None:

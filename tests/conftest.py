@@ -189,10 +189,13 @@ class FakeBackend:
         _png(Path(out_png), _h("grid", seed, (Path(run) / "opts.json").read_text()))
         return Path(out_png)
 
+    def diversity_words(self, real, k, m, seed):
+        return [f"w{i}" for i in range(k)]
+
     def metric(self, name, real, fake, **opts):
         key = (Path(fake) / "gen.json").read_text()
         v = _h(name, key, {k: v for k, v in opts.items() if k != "judge"})
-        scale = {"fid": 200.0, "gs": 0.05, "kid": 0.2, "readability": 100.0}[name]
+        scale = {"fid": 200.0, "gs": 0.05, "kid": 0.2, "readability": 100.0, "diversity": 1.0}[name]
         if name == "readability":
             return {"cer": v * scale, "wer": min(100.0, 1.5 * v * scale)}
         return {name: v * scale}

@@ -63,7 +63,7 @@ def test_fid_on_feature_matrices_and_registry():
     assert same["fid"] == pytest.approx(0.0, abs=1e-9) and same["n_real"] == 400 and same["features"] == "given"
     r = compute("fid", a, b)
     assert r["metric"] == "fid" and 1.5 < r["fid"] < 3.5  # ‖Δμ‖² = 2 plus sampling bias
-    assert set(list_metrics()) == {"fid", "kid", "gs", "readability"}
+    assert set(list_metrics()) == {"fid", "kid", "gs", "readability", "diversity"}
     with pytest.raises(UserError, match="unknown metric"):
         compute("nope", a, b)
 

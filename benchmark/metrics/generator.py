@@ -2,7 +2,8 @@
 evaluation and the study's final one (docs/DESIGN.md §7).
 
 FID and KID use the judge recognizer's pooled features ('htr'); GS uses flattened images with
-min(64, N) landmarks; readability is the judge's ED/WER on the generated dataset's own words.
+min(64, N) landmarks; readability is the judge's ED/WER on the generated dataset's own words;
+diversity compares same-word variation with real writers' (benchmark/metrics/diversity.py).
 Every score names its sample sizes. `real` and `fake` are uint8 image arrays — of which the first
 N images are used (they are already a random sample) — or dataset directories, of which a
 seeded sample of N is drawn.
@@ -25,9 +26,11 @@ def _value(result: dict, name: str):
 
 
 def score_generator(real, fake, *, judge: str | None, fid_n: int, gs_n: int, gs_reps: int, seed: int,
-                    device: str | None = None, full: bool = False, compute: Callable | None = None) -> dict:
+                    device: str | None = None, full: bool = False, compute: Callable | None = None,
+                    diversity_fake=None, diversity_k: int = 32, diversity_m: int = 8) -> dict:
     """FID (htr features) and GS of `fake` against `real`; with `full` also KID and readability
-    (which needs `fake` as a generated dataset directory). `fid_n` or `gs_n` 0 skips that metric.
+    (which needs `fake` as a generated dataset directory) and, given `diversity_fake` (a dataset
+    of a few words drawn with several z each), diversity. `fid_n` or `gs_n` 0 skips that metric.
     `compute(name, real, fake, **options)` defaults to the metrics registry's."""
     if compute is None:
         from .registry import compute
@@ -51,4 +54,8 @@ def score_generator(real, fake, *, judge: str | None, fid_n: int, gs_n: int, gs_
         res = compute("readability", None, fake, judge=str(judge), seed=seed, **on_device)
         out.update(readability_cer=res.get("cer", res.get("readability_cer")),
                    readability_wer=res.get("wer", res.get("readability_wer")))
+    if full and diversity_fake is not None:
+        res = compute("diversity", real, diversity_fake, judge=str(judge) if judge else None, k=diversity_k,
+                      m=diversity_m, seed=seed, **on_device)
+        out.update({k: res.get(k) for k in ("diversity", "diversity_pixels", "diversity_words") if k in res})
     return out

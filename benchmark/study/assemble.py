@@ -55,6 +55,7 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
         if final:
             entry.setdefault("gan", {})["final"] = final["final"]
             entry["gan"]["grids"] = final.get("grids", [])
+            entry["gan"]["warnings"] = final.get("warnings", [])
         syn = r("synthetic")
         if syn:
             entry["synthetic"] = {"n": syn["n"], "stats": syn.get("stats", {})}
@@ -84,6 +85,9 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
                 sweep.append(point)
         if sweep:
             entry["sweep"] = sweep
+        variants = _variants(ds, records, prof.get("gan_variants", {}), entry)
+        if variants:
+            entry["variants"] = variants
         abl = _ablations(ds, records, prof["gan"]["cond"], prof["gan"]["alpha"])
         if abl:
             entry["ablations"] = abl
@@ -107,6 +111,46 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
     if extra:
         doc.update(extra)
     return doc
+
+
+SUMMARY_KEYS = ("readability_cer", "diversity", "diversity_pixels", "fid", "kid", "gs", "synthetic_only_cer",
+                "d_share", "loss_d")
+
+
+def generator_summary(final: dict | None, log: list[dict], synthetic_only_cer) -> dict:
+    """What a generator is worth, in one row: readability, diversity, FID/KID/GS, the test ED of a
+    recognizer trained on its words only (usefulness), and D's share of G's gradient and D's loss
+    at the last evaluation."""
+    last = next((rec for rec in reversed(log) if rec.get("event") == "eval"), {})
+    out = {k: (final or {}).get(k) for k in ("readability_cer", "diversity", "diversity_pixels", "fid", "kid", "gs")}
+    out.update(synthetic_only_cer=synthetic_only_cer, d_share=last.get("d_share"), loss_d=last.get("loss_d"))
+    return out
+
+
+def _variants(ds: str, records: dict[str, dict], changes: dict, entry: dict) -> dict:
+    """The main GAN and every GAN variant (per seed, and mean ± std over seeds) on SUMMARY_KEYS."""
+    if not changes:
+        return {}
+    gan = entry.get("gan") or {}
+    syn_row = ((entry.get("htr") or {}).get("rows") or {}).get("synthetic") or {}
+    out = {"main": {"change": {}, "per_seed": [{"seed": None, **generator_summary(gan.get("final"), gan.get("log", []),
+                                                                                  syn_row.get("cer_mean"))}]}}
+    for name, change in changes.items():
+        seeds = []
+        for rec_name, rec in sorted(records.items()):
+            res = rec.get("result")
+            if rec_name.startswith(f"{ds}/variant/{name}/s") and res:
+                seeds.append({"seed": res.get("gan_seed"), "warnings": res.get("warnings", []),
+                              **generator_summary(res.get("final"), res.get("log", []),
+                                                  (res.get("synthetic_only") or {}).get("cer"))})
+        if seeds:
+            out[name] = {"change": change, "per_seed": seeds}
+    if len(out) == 1:          # no variant ran on this dataset (they run on the first one)
+        return {}
+    for v in out.values():
+        for k in SUMMARY_KEYS:
+            v[f"{k}_mean"], v[f"{k}_std"] = _mean_std([row.get(k) for row in v["per_seed"]])
+    return out
 
 
 def _ablations(ds: str, records: dict[str, dict], cond: str, alpha: float | None = 1.0) -> dict:

@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 import re
 
-from datasets.build import build_standin
 from datasets.errors import UserError
-from datasets.importers import FORMATS as IMPORT_FORMATS, import_dataset
 
 from ..metrics.text import TextNormalization
 from ..profiles import Profile, get_profile, profile_from_json
@@ -122,11 +120,15 @@ def parse_dataset_entry(entry, where: str) -> DatasetSpec:
         extra = sorted(k for k in ("format", "path") if k in entry)
         if extra:
             raise UserError(f"{where}: stand-in dataset {name!r} takes no {', '.join(extra)}")
+        from datasets.build import build_standin
+
         options = entry.get("options") or {}
         _check_options(options, build_standin, _STUDY_SET, where, name)
         return DatasetSpec(name=name, kind=kind, options=dict(options))
     if kind != "import":
         raise UserError(f"{where}: unknown kind {kind!r}; expected {', '.join(STANDIN_KINDS)} or import")
+    from datasets.importers import FORMATS as IMPORT_FORMATS, import_dataset
+
     fmt = entry.get("format")
     if fmt not in IMPORT_FORMATS:
         raise UserError(f"{where}: dataset {name!r} needs 'format', one of {', '.join(IMPORT_FORMATS)} (got {fmt!r})")

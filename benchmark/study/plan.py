@@ -4,7 +4,8 @@ Per dataset: data (built or imported) → judge recognizer (real train; FID-htr 
 readability; it is also the real-only row's seed-S model) → GAN (periodic FID/GS/readability,
 best checkpoint kept) → final generator metrics → N synthetic words from p_w → HTR grid units
 (rows × seeds, real-data-size sweep) and, on the first dataset when the profile asks, the paper's
-ablation grid (Tables II–V). Grid units are independent, so `--shard i/N` runs a deterministic
+ablation grid (Tables II–V) and the profile's GAN variants (each trained, scored and used alone to
+train a recognizer). Grid units are independent, so `--shard i/N` runs a deterministic
 slice of them. A stage's config is the recipe it trains with (`asdict` of the profile's recipes)
 plus the code fingerprint of the packages it runs, so editing a trainer re-runs exactly the
 stages it can affect.
@@ -21,7 +22,7 @@ from ..profiles import Profile, gan_train_fields
 from ..stage import Stage, fingerprint_tree, shard_units
 from .config import StudyConfig
 from .cost import cost_model, htr_images
-from .stages import stage_data, stage_gan, stage_gan_final, stage_htr, stage_reuse, stage_synthetic
+from .stages import stage_data, stage_gan, stage_gan_final, stage_htr, stage_reuse, stage_synthetic, stage_variant
 
 CODE_VERSION = "study-3"   # bump to invalidate every recorded stage after a semantic change
 
@@ -134,7 +135,8 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
         stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_train_common),
                             {**base, **gan_cfg}, gan_inputs, cost=cost["gan"] / div))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
-                            {**base, "source": code["gan"], "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps},
+                            {**base, "source": code["gan"], "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps,
+                             "diversity": [p.diversity_k, p.diversity_m]},
                             (d_data, d_judge, d_gan), cost=cost["final"]))
         stages.append(Stage(d_syn, partial(stage_synthetic, backend=backend, profile=p, seed=S, data_stage=d_data, gan_stage=d_gan),
                             {**base, "source": code["gan"], "n_synthetic": p.n_synthetic}, (d_data, d_gan),
@@ -163,6 +165,18 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                     stages.append(Stage(name, partial(htr_fn, row=row, fraction=fraction, seed=seed, syn_stage=syn),
                                         ucfg, inputs, unit=True,
                                         cost=(cost["htr"] * htr_images(p, n_scale) / htr_images(p, 1.0) + cost["eval"]) / div))
+        if di == 0:
+            for name, change in p.gan_variants.items():
+                for gan_seed in range(S, S + p.variant_seeds):
+                    var_cfg = {**base, **gan_cfg, **change, "gan_seed": gan_seed, "synthetic_only": htr_cfg,
+                               "n_synthetic": p.n_synthetic, "diversity": [p.diversity_k, p.diversity_m]}
+                    its = change.get("iterations", p.gan.iterations)
+                    stages.append(Stage(f"{ds}/variant/{name}/s{gan_seed}",
+                                        partial(stage_variant, gan_seed=gan_seed, change=change, text=text, **gan_train_common),
+                                        var_cfg, gan_inputs, unit=True,
+                                        cost=(cost["gan"] * its / p.gan.iterations + cost["final"] + cost["generate"]
+                                              + cost["htr"] * htr_images(p, p.n_synthetic / max(1, p.n_train))
+                                              / htr_images(p, 1.0) + cost["eval"]) / div))
         if p.ablations and di == 0:
             for group, settings in ablation_grid(p.gan.cond, p.gan.alpha).items():
                 for setting, variant in settings.items():

@@ -12,7 +12,7 @@ from datasets.format import read_meta
 
 from ..backend import StudyBackend
 from ..metrics.generator import score_generator
-from ..profiles import Profile, gan_train_fields
+from ..profiles import VARIANT_DROPS, Profile, gan_train_fields
 from ..stage import StageContext
 from .config import DatasetSpec
 
@@ -42,7 +42,7 @@ def stage_data(ctx: StageContext, *, backend: StudyBackend, spec: DatasetSpec, p
 
 
 def htr_options(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row: str, fraction: float,
-                seed: int, n_train: int, subset_seed: int) -> dict:
+                seed: int, n_train: int, subset_seed: int, out: Path | None = None) -> dict:
     """HtrTrainConfig fields of one row: the profile's recipe and sizes, and the row's data. The
     real-data subset of a sweep fraction depends on the study seed only, so every HTR seed (and
     both rows) of a fraction sees the same real images."""
@@ -50,13 +50,14 @@ def htr_options(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row
     extra = [syn_dir] if ("synthetic" in row and uses_real) else []
     return {**profile.htr.to_json(),
             "train": str((data_dir / "train") if uses_real else syn_dir), "extra": [str(e) for e in extra],
-            "val": str(data_dir / "val"), "out": str(ctx.work / "run"), "seed": seed,
+            "val": str(data_dir / "val"), "out": str(out or ctx.work / "run"), "seed": seed,
             "height": profile.height, "width": profile.width, "augment": "classic" in row,
             "max_train": max(1, int(fraction * n_train)) if fraction < 1 and uses_real else None,
             "subset_seed": subset_seed}
 
 
 WALL_CLOCK_KEYS = ("wall_s", "train_seconds", "eval_seconds")
+DIVERSITY_COLLAPSE = 0.1   # diversity below this: a style-collapse warning in results and the report
 
 
 def run_history(ctx: StageContext, records: list[dict], limit: int = 400) -> list[dict]:
@@ -132,12 +133,30 @@ def _generate_once(backend, run: Path, out: Path, n: int, words, seed: int) -> P
 
 def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Path, data_dir: Path,
              judge_run: Path, seed: int, full: bool) -> dict:
-    """FID (htr features) and GS of a generator against real training images; KID and
-    readability too when `full`. Every generator is scored on the same sample sizes and on the
-    same words (the generator samples p_w with the study seed)."""
+    """FID (htr features) and GS of a generator against real training images; KID, readability
+    and diversity too when `full`. Every generator is scored on the same sample sizes and on the
+    same words (the generator samples p_w with the study seed; diversity draws the k most written
+    training words, m times each)."""
+    real = data_dir / "train"
     fake = _generate_once(backend, run, ctx.work / "eval_fake", profile.fid_n, None, seed)
-    return _jsonable(score_generator(data_dir / "train", fake, judge=judge_run, fid_n=profile.fid_n, gs_n=profile.gs_n,
-                                     gs_reps=profile.gs_reps, seed=seed, full=full, compute=backend.metric))
+    varied = None
+    if full:
+        words = backend.diversity_words(real, profile.diversity_k, profile.diversity_m, seed)
+        varied = _generate_once(backend, run, ctx.work / "diversity_fake", len(words) * profile.diversity_m,
+                                [w for w in words for _ in range(profile.diversity_m)], seed)
+    out = score_generator(real, fake, judge=judge_run, fid_n=profile.fid_n, gs_n=profile.gs_n, gs_reps=profile.gs_reps,
+                          seed=seed, full=full, compute=backend.metric, diversity_fake=varied,
+                          diversity_k=profile.diversity_k, diversity_m=profile.diversity_m)
+    return _jsonable(out)
+
+
+def collapse_warnings(final: dict | None, log: list[dict]) -> list[str]:
+    """The GAN log's collapse warnings and a diversity below DIVERSITY_COLLAPSE."""
+    found = sorted({rec["warning"] for rec in log if rec.get("warning")})
+    div = (final or {}).get("diversity")
+    if isinstance(div, (int, float)) and div < DIVERSITY_COLLAPSE:
+        found.append(f"diversity {div:.3f} below {DIVERSITY_COLLAPSE}: style collapse (z changes little)")
+    return found
 
 
 def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, variant: dict,
@@ -163,13 +182,40 @@ def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, see
 
 def stage_gan_final(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
                     data_stage: str, judge_stage: str, gan_stage: str) -> dict:
-    """Final FID/KID/GS/readability of the chosen generator, plus its sample grids."""
+    """Final FID/KID/GS/readability/diversity of the chosen generator, plus its sample grids."""
     data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
     run = ctx.path(ctx.inputs[gan_stage]["run"])
     final = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True)
     grid = backend.sample_grids(run, ctx.work / "sample_grids.png", seed)
-    return {"final": final, "grids": [ctx.rel(grid)]}
+    return {"final": final, "grids": [ctx.rel(grid)], "warnings": collapse_warnings(final, ctx.inputs[gan_stage]["log"])}
+
+
+def stage_variant(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, gan_seed: int, change: dict,
+                  data_stage: str, judge_stage: str, r_init_stage: str | None = None,
+                  reader_stages: tuple[str, ...] = (), text: dict | None = None) -> dict:
+    """One GAN variant (a change of the main GAN's recipe) and seed, scored like the main GAN
+    (full metrics), plus its usefulness: a recognizer trained on its words only, tested on real
+    test writers. Each part resumes on its own (work/gan, work/synthetic, work/htr)."""
+    data = ctx.inputs[data_stage]
+    data_dir = ctx.path(data["dir"])
+    judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
+    r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage and "r_init" not in change else None
+    recipe = {k: v for k, v in change.items() if k not in VARIANT_DROPS}
+    opts = {**gan_options(ctx, profile, data_dir, judge_run, gan_seed, recipe, r_init), "out": str(ctx.work / "gan")}
+    if reader_stages and "readers" not in change:
+        opts["readers"] = [str(ctx.path(ctx.inputs[r]["run"])) for r in reader_stages]
+    run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "gan").exists()))
+    result = {**_gan_result(ctx, run, change), "gan_seed": gan_seed}
+    result["final"] = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True)
+    result["warnings"] = collapse_warnings(result["final"], result["log"])
+    syn = _generate_once(backend, run, ctx.work / "synthetic", profile.n_synthetic, None, seed)
+    n_train = int(data.get("stats", {}).get("train", {}).get("images", 0)) or 1
+    hopts = htr_options(ctx, profile, data_dir, syn, "synthetic", 1.0, seed, n_train, seed, out=ctx.work / "htr")
+    hrun = backend.train_htr(hopts, resume=ctx.resume and (ctx.work / "htr").exists())
+    test = backend.evaluate_htr(hrun, data_dir / "test", ctx.work / "synthetic_only_test.tsv", **({"text": text} if text else {}))
+    result["synthetic_only"] = _jsonable(test)
+    return result
 
 
 def stage_synthetic(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
