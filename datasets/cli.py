@@ -36,40 +36,47 @@ def register(group) -> None:
     b.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     b.set_defaults(func=_cmd_build)
 
+    from .importers.options import ImportOptions
+    from .options import add_arguments
+
     i = group.add_parser(
-        "import", formatter_class=fmt, help="import a real word dataset (RIMES, IAM, KHATT, MADCAT, folder + TSV)",
-        description="Convert a real dataset into the htraug collection format (OUT/train, OUT/val, OUT/test; "
-                    "grey PNG originals, labels.tsv, meta.json).\n"
-                    "  rimes   ground-truth files with 'image_path label' lines (ICDAR 2011 word level)\n"
-                    "  iam     ROOT/words.txt (or ROOT/ascii/words.txt) and ROOT/words/...; 'err' lines and broken images are skipped\n"
+        "import", formatter_class=fmt, help="import a real dataset as distributed (RIMES, IAM, KHATT, MADCAT, folder + TSV)",
+        description="Convert a real dataset, laid out as it is distributed, into the htraug collection format\n"
+                    "(OUT/train, OUT/val, OUT/test: grey PNG originals, labels.tsv, meta.json; OUT/import_report.tsv).\n"
+                    "  rimes   RIMES 2011 words: groundtruth_training_icdar2011.txt, ground_truth_validation_icdar2011.txt,\n"
+                    "          grount_truth_test_icdar2011.txt with trainingsnippets_icdar/training_WR/,\n"
+                    "          validationsnippets_icdar/testdataset_ICDAR/, data_test/ (found under ROOT)\n"
+                    "  iam     ascii/words.txt + words/ (word level; 'err' segmentations excluded) or, with --level line,\n"
+                    "          ascii/lines.txt + lines/; writers from forms.txt; splits from --list or trainset.txt,\n"
+                    "          validationset1.txt + validationset2.txt, testset.txt when present\n"
+                    "  khatt   LineImages.../{Train,Validate,Test}/*.tif with the parallel GroundTruth.../...TextUnicodeTruthValues...\n"
+                    "          tree (Windows-1256 or UTF-8). LINE LEVEL: KHATT has no word boxes, so each line is imported\n"
+                    "          whole (spaces become the space symbol); nothing is segmented, and with --height the lines\n"
+                    "          wider than the canvas are left out and reported (most lines, on a 4:1 word canvas)\n"
+                    "  madcat  OpenHaRT/MADCAT madcat/<page>.madcat.xml with images/<page>.tif: WORD SEGMENTATION from the\n"
+                    "          dataset's boxes: every <token ref_id=...> is cropped to its <token-image> outline;\n"
+                    "          splits from --list or *.lineid files (madcat.train.raw.lineid, ...)\n"
                     "  tsv     *.tsv files with 'image_path<TAB>transcription[<TAB>writer]'\n"
-                    "  khatt   images with same-name .txt transcriptions (split from Training/Validation/Testing folders)\n"
-                    "  madcat  OpenHaRT/MADCAT XML files next to their page images; word boxes are cropped\n"
-                    "Splits come from --list or from file/folder names; otherwise a seeded split by writer.",
-        epilog="example: htraug data import --format rimes --root RIMES --list train=gt_train.txt "
-               "--list test=gt_test.txt --out data/rimes")
-    i.add_argument("--format", required=True, choices=["rimes", "iam", "tsv", "khatt", "madcat"], help="input layout")
-    i.add_argument("--root", required=True, type=Path, help="dataset folder (or a single list / XML file)")
+                    "Splits: the dataset's own (files, folders, lists), else a seeded split by writer. Bad records are\n"
+                    "left out and listed in OUT/import_report.tsv with a one-line summary per reason on stderr\n"
+                    "(--on-bad skip), or stop the import with a one-line error naming file:line (--on-bad error);\n"
+                    "either way nothing is written unless the import succeeds.",
+        epilog="example: htraug data import --format rimes --root RIMES --out data/rimes --height 128")
+    add_arguments(i, ImportOptions, required=("fmt", "root"))
     i.add_argument("--out", required=True, type=Path, help="output collection folder")
-    i.add_argument("--list", action="append", default=[], metavar="SPLIT=FILE",
-                   help="list file for a split (train, val or test): ground truth (rimes), TSV (tsv) or ids (iam); repeatable")
-    i.add_argument("--language", help="language code (default: fr for rimes, en for iam, ar for khatt/madcat)")
-    i.add_argument("--name", help="dataset name stored in meta.json (default FORMAT-import)")
-    i.add_argument("--alphabet-from-data", action="store_true",
-                   help="use the characters found in the labels as the alphabet instead of the built-in fr/ar one")
-    i.add_argument("--val-fraction", type=float, default=0.1, help="share of writers for validation when no split is given (0.1)")
-    i.add_argument("--test-fraction", type=float, default=0.1, help="share of writers for test when no split is given (0.1)")
-    i.add_argument("--seed", type=int, default=0, help="seed of the automatic split (default 0)")
-    i.add_argument("--height", type=int, metavar="H", help="with --width: count the images a HxW canvas will drop as too wide (images are stored unresized)")
-    i.add_argument("--width", type=int, metavar="W", help="see --height")
-    i.add_argument("--space-symbol", default="▁", help="character replacing spaces inside transcriptions (default ▁)")
     i.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     i.set_defaults(func=_cmd_import)
 
-    s = group.add_parser("stats", help="print the paper's Table I figures of a dataset or collection",
-                         description="Print images, distinct words and distinct characters (the paper's Table I) "
-                                     "of a dataset directory or of each split of a collection.")
+    s = group.add_parser("stats", help="what to look at before training: counts, writers, widths, canvas drops",
+                         description="Print, per split of a collection (or for one dataset directory): images, "
+                                     "distinct words and characters (the paper's Table I), writers and those shared "
+                                     "with train, a histogram of the widths at the canvas height and how many images "
+                                     "the canvas drops as too wide; the alphabet and the symbols the labels use; what "
+                                     "the import left out.")
     s.add_argument("dir", type=Path, metavar="DIR", help="dataset directory or collection folder")
+    s.add_argument("--height", type=int, metavar="H",
+                   help="canvas height (default: the dataset's, else the import's, else 128, the paper's)")
+    s.add_argument("--width", type=int, metavar="W", help="canvas width (default 4 x H)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=_cmd_stats)
 
@@ -84,25 +91,10 @@ def _cmd_build(args) -> int:
     return 0
 
 
-def _parse_lists(items: list[str]) -> dict[str, str]:
-    lists = {}
-    for item in items:
-        split, sep, path = item.partition("=")
-        if not sep or not path:
-            raise UserError(f"--list {item!r}: expected SPLIT=FILE, e.g. train=gt_train.txt")
-        if split in lists:
-            raise UserError(f"--list {split}=...: given twice")
-        lists[split] = path
-    return lists
-
-
 def _cmd_import(args) -> int:
-    from .importers import import_dataset
+    from .importers import import_collection, options_from_args
 
-    out = import_dataset(args.format, args.root, args.out, lists=_parse_lists(args.list), language=args.language,
-                         name=args.name, alphabet_from_data=args.alphabet_from_data, val_fraction=args.val_fraction,
-                         test_fraction=args.test_fraction, seed=args.seed, space_symbol=args.space_symbol,
-                         overwrite=args.overwrite, height=args.height, width=args.width)
+    out = import_collection(options_from_args(args), args.out, overwrite=args.overwrite)
     _print_stats(out)
     return 0
 
@@ -139,9 +131,14 @@ def _print_stats(path: Path, as_json: bool = False) -> None:
         print(f"{split:<8}{st['images']:>10}{st['words']:>10}{st['characters']:>12}{wide!s:>10}")
     skipped = stats.get("all", {}).get("skipped")
     if skipped:
-        print("skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
+        print("left out: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
 
 
 def _cmd_stats(args) -> int:
-    _print_stats(args.dir, args.json)
+    from .stats import dataset_report, format_report
+
+    if not args.dir.exists():
+        raise UserError(f"{args.dir}: does not exist")
+    rep = dataset_report(args.dir, args.height, args.width)
+    print(json.dumps(rep, ensure_ascii=False, indent=1) if args.json else format_report(rep))
     return 0

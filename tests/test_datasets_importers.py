@@ -1,4 +1,9 @@
-"""Importers: round trips of small fixtures in every format, and one-line errors with no output."""
+"""Importers: round trips of small fixtures in every format, and one-line errors with no output.
+
+The fixtures here are minimal layouts (images beside their ground truth); the layouts the datasets
+are distributed in are tested in tests/test_import_*.py. Tests of strict behaviour pass
+on_bad="error" (the real-dataset formats skip bad records by default).
+"""
 import json
 
 import numpy as np
@@ -35,13 +40,13 @@ def test_rimes_round_trip_with_bom_and_spaces(tmp_path):
     c = _img(root / "test" / "c.png", seed=3)
     (root / "gt_training.txt").write_text("\ufefftrain/a.png Bonjour\ntrain\\b.png 12,50€\n\n", encoding="utf-8")
     (root / "gt_test.txt").write_text("test/c.png l'école\n", encoding="utf-8")
-    out = import_dataset("rimes", root, tmp_path / "out", show_progress=False, height=16, width=32)
+    out = import_dataset("rimes", root, tmp_path / "out", show_progress=False, height=16, width=32, on_bad="error")
     meta, rows = _all(out)
     assert meta["splits"] == ["train", "test"] and meta["language"] == "fr"
     assert np.array_equal(rows["Bonjour"][0][1], a) and rows["Bonjour"][0][0] == "train"
     assert rows["12,50€"][0][1].shape == b.shape  # colour converted to grey, not resized
     assert np.array_equal(rows["l'école"][0][1], c) and rows["l'école"][0][0] == "test"
-    assert meta["stats"]["train"]["too_wide"] == 2  # 50/20 > 32/16
+    assert meta["stats"]["train"]["too_wide"] == 2  # 50/20 > 32/16: kept and counted in error mode
     # a label with a space (split on the first space only) keeps a visible separator
     (root / "gt_training.txt").write_text("train/a.png au revoir\n", encoding="utf-8")
     out2 = import_dataset("rimes", root, tmp_path / "out2", show_progress=False, alphabet_from_data=True)
@@ -54,12 +59,12 @@ def test_iam_skips_err_lines_and_broken_images(tmp_path):
     _img(root / "words" / "a01" / "a01-000u" / "a01-000u-00-01.png", seed=5)
     (root / "words" / "a01" / "a01-000u" / "a01-000u-00-02.png").write_bytes(b"")  # broken
     _img(root / "words" / "b02" / "b02-001" / "b02-001-00-00.png", seed=6)
-    (root / "words.txt").write_text(
+    (root / "words.txt").write_text(     # id, ok|err, grey level, components, x y w h, tag, word
         "#--- words.txt ---\n"
-        "a01-000u-00-00 ok 154 408 768 27 51 AT A\n"
-        "a01-000u-00-01 err 154 507 766 213 48 NN MOVE\n"
-        "a01-000u-00-02 ok 154 796 764 70 50 TO to\n"
-        "b02-001-00-00 ok 170 1 2 3 4 NN stop\n", encoding="utf-8")
+        "a01-000u-00-00 ok 154 1 408 768 27 51 AT A\n"
+        "a01-000u-00-01 err 154 1 507 766 213 48 NN MOVE\n"
+        "a01-000u-00-02 ok 154 1 796 764 70 50 TO to\n"
+        "b02-001-00-00 ok 170 1 1 2 3 4 NN stop\n", encoding="utf-8")
     (root / "forms.txt").write_text("# forms\na01-000u 000 2 prt 7 5 52 36\nb02-001 042 2 prt 7 5 52 36\n")
     (root / "tr.txt").write_text("a01-000u\n")
     (root / "te.txt").write_text("b02-001-00\n")
@@ -67,7 +72,7 @@ def test_iam_skips_err_lines_and_broken_images(tmp_path):
     meta, rows = _all(out)
     assert set(rows) == {"A", "stop"}
     assert np.array_equal(rows["A"][0][1], img) and rows["A"][0][2] == "000" and rows["stop"][0][0] == "test"
-    assert meta["skipped"] == {"err_segmentation": 1, "unreadable_images": 1}
+    assert meta["skipped"] == {"unreadable_image": 1, "err_segmentation": 1}
     assert meta["language"] == "en" and meta["alphabet"]["symbols"] == "Aopst"
 
 
@@ -98,7 +103,7 @@ def test_khatt_folders_and_encodings(tmp_path):
     meta, rows = _all(out)
     assert meta["direction"] == "rtl" and meta["splits"] == ["train", "test"]
     assert np.array_equal(rows["كتاب"][0][1], a) and rows["قلم"][0][0] == "test"
-    assert meta["skipped"] == {"images_without_txt": 1}
+    assert meta["skipped"] == {"no_transcription": 1}
 
 
 MADCAT = """<?xml version="1.0" encoding="UTF-8"?>
@@ -127,10 +132,10 @@ def test_madcat_crops_word_boxes(tmp_path):
     assert rows["كلمة"][0][2] == "W7"
     (root / "page1.xml").write_text(MADCAT.replace('ref_id="ti2"', 'ref_id="nope"'), encoding="utf-8")
     with pytest.raises(UserError, match=r"page1.xml:10: token t2: unknown token-image"):
-        import_dataset("madcat", root, tmp_path / "bad", show_progress=False)
+        import_dataset("madcat", root, tmp_path / "bad", show_progress=False, on_bad="error")
     (root / "page1.xml").write_text(MADCAT.replace("</text>", ""), encoding="utf-8")
     with pytest.raises(UserError, match=r"page1.xml:\d+: malformed XML"):
-        import_dataset("madcat", root, tmp_path / "bad", show_progress=False)
+        import_dataset("madcat", root, tmp_path / "bad", show_progress=False, on_bad="error")
     assert not (tmp_path / "bad").exists()
 
 
@@ -147,7 +152,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, content, match):
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (root / "gt.txt").write_text(content, encoding="utf-8")
     with pytest.raises(UserError, match=match) as e:
-        import_dataset("rimes", root, tmp_path / "out", lists={"train": "gt.txt"}, show_progress=False)
+        import_dataset("rimes", root, tmp_path / "out", lists={"train": "gt.txt"}, show_progress=False, on_bad="error")
     assert "\n" not in str(e.value)
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["r"]
 

@@ -1,30 +1,35 @@
-"""Importers of real word datasets into the htraug collection format (docs/DESIGN.md §4.2).
+"""Importers of real handwriting datasets, read as they are distributed, into the htraug
+collection format (docs/DESIGN.md §4.2).
 
-Formats:
-- `rimes`: RIMES ICDAR 2011 word level: ground-truth files with lines `image_path label` (UTF-8,
-  possibly with a BOM); the label is everything after the first space. Paths are relative to the
-  ground-truth file's folder (or to ROOT).
-- `iam`: IAM `words.txt` (`id status graylevel x y w h tag transcription`); `err` segmentations
-  are skipped, as are empty or unreadable images (the known-broken ones); `forms.txt`, when
-  present, gives writer ids.
-- `tsv`: a folder with TSV files `image_path<TAB>transcription[<TAB>writer]`.
-- `khatt`: images with a same-name `.txt` transcription next to each (UTF-8 or Windows-1256).
-- `madcat`: OpenHaRT/MADCAT XML: `token-image` elements (with `point x= y=` polygons) give word
-  boxes, `token` elements give the word (`source` text) and point at boxes through
-  `token-image-ref ref_id=`; the page image has the XML file's stem.
+Formats (each module's docstring describes the published layout it reads):
+- `rimes`: RIMES ICDAR 2011 word level: `groundtruth_training_icdar2011.txt`,
+  `ground_truth_validation_icdar2011.txt`, `grount_truth_test_icdar2011.txt` (UTF-8 with a BOM,
+  `path word` lines) with their paths relative to `trainingsnippets_icdar/training_WR/`,
+  `validationsnippets_icdar/testdataset_ICDAR/` and `data_test/`.
+- `iam`: IAM `ascii/words.txt` (comment header, `err` segmentations excluded) with `words/`, or
+  `--level line` `ascii/lines.txt` with `lines/`; writers from `forms.txt`; the official
+  `trainset.txt`/`validationset1.txt`/`validationset2.txt`/`testset.txt` splits when present.
+- `tsv`: TSV files `image_path<TAB>transcription[<TAB>writer]`.
+- `khatt`: KHATT line images (`LineImages…/…/{Train,Validate,Test}`) with the parallel ground-truth
+  tree (`GroundTruth…/…TextUnicodeTruthValues…`, commonly Windows-1256); line level.
+- `madcat`: OpenHaRT/LDC MADCAT `madcat/<page>.madcat.xml` beside `images/<page>.tif`; every
+  `<token ref_id=…>` is cropped from the page to its `<token-image>` box.
 
-Originals are stored as grey PNG without resizing (the packed cache preprocesses them). Splits come
-from `lists` (SPLIT -> list file) or folder names, otherwise from a seeded split by writer
-(or document) groups. Whitespace inside a transcription becomes `space_symbol`, since alphabets
-have no whitespace. Any bad input is a one-line UserError naming file:line, and nothing is written.
+Originals are stored as grey PNG without resizing (the packed cache preprocesses them). Bad
+records (missing or unreadable images, malformed lines, empty or out-of-alphabet transcriptions,
+too-wide images) are skipped and listed in `import_report.tsv` (`--on-bad skip`, the default of
+the real-dataset formats) or stop the import with a one-line error naming file:line
+(`--on-bad error`, the default of `tsv`). Nothing is written unless the whole import succeeds.
 
-Layout: `common` (options, samples, constants and the helpers the readers share), one module per
-format (`rimes`, `iam`, `tsv`, `khatt`, `madcat`), `collection` (writing the images into the
-collection) and `pipeline` (`import_dataset`: checks, reader, labels, alphabet, splits, write).
+Layout: `common` (samples, constants, file and split helpers), `options` (`ImportOptions`, the one
+description of every option and flag), `policy` (bad records and the report), `text`
+(normalisation), one module per format, `collection` (writing the images) and `pipeline`
+(`import_dataset`: reader, labels, alphabet, splits, write).
 """
 from __future__ import annotations
 
 from .common import FORMATS
-from .pipeline import import_dataset
+from .options import ImportOptions, options_from_args
+from .pipeline import import_collection, import_dataset
 
-__all__ = ["FORMATS", "import_dataset"]
+__all__ = ["FORMATS", "ImportOptions", "import_collection", "import_dataset", "options_from_args"]

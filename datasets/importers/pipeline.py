@@ -1,104 +1,136 @@
 """`import_dataset`: check the options, run the format's reader, clean the labels, choose the
-alphabet, assign the splits and write the collection."""
+alphabet, assign the splits and write the collection with its import report, all in a staging
+directory (a failed import leaves nothing behind)."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import MISSING, fields
+import inspect
 from pathlib import Path
-import re
+import sys
+from typing import Callable
 
 import numpy as np
 
-from ..alphabet import Alphabet, alphabet_from_texts, for_language, normalize_text
-from ..errors import UserError, located
+from ..alphabet import Alphabet, alphabet_from_texts, for_language
+from ..errors import UserError
 from ..files import StagingDir
 from ..format import write_collection_meta
-from .collection import _write
-from .common import DEFAULT_LANGUAGE, FORMATS, RTL_LANGUAGES, SPLITS, ImportConfig, Sample
+from .collection import write_collection
+from .common import FORMATS, RTL_LANGUAGES, Sample
 from .iam import read_iam
 from .khatt import read_khatt
 from .madcat import read_madcat
+from .options import ImportOptions
+from .policy import REPORT, BadRecords
 from .rimes import read_rimes
+from .text import clean, describe
 from .tsv import read_tsv
 
 READERS = {"rimes": read_rimes, "iam": read_iam, "tsv": read_tsv, "khatt": read_khatt, "madcat": read_madcat}
 
 
-def import_dataset(fmt: str, root, out, lists: dict[str, str] | None = None, language: str | None = None,
-                   name: str | None = None, alphabet_from_data: bool = False, val_fraction: float = 0.1,
-                   test_fraction: float = 0.1, seed: int = 0, space_symbol: str = "▁",
-                   overwrite: bool = False, show_progress: bool = True,
-                   height: int | None = None, width: int | None = None) -> Path:
+def import_dataset(fmt: str, root, out, *, overwrite: bool = False, show_progress: bool = True,
+                   log: Callable[[str], None] | None = None, **options) -> Path:
     """Import a real dataset at `root` into the collection `out` (train/val/test splits).
 
-    Images are stored unresized; `height`/`width` (a profile's canvas) only let the import count
-    the images that preprocessing will drop as too wide (`stats.too_wide` per split).
+    `options` are the fields of `ImportOptions` (lists, gt, images_dir, split_map, level, on_bad,
+    language, name, alphabet_from_data, normalization, strip_diacritics, height, width,
+    val_fraction, test_fraction, seed, space_symbol); unknown ones are errors. Images are stored
+    unresized; `height`/`width` (a profile's canvas) let the import skip (or, with on_bad="error",
+    count) the images that preprocessing will drop as too wide. `log` receives the one-line
+    summary per reason of the records left out (default: stderr).
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    root = Path(root)
+    if not Path(root).exists():
+        raise UserError(f"--root {root}: does not exist")
+    opts = ImportOptions.from_json({**options, "fmt": fmt, "root": str(root)}, where="import options")
+    return import_collection(opts, out, overwrite=overwrite, show_progress=show_progress, log=log)
+
+
+# The study checks a config's importer options against this signature: the option fields.
+import_dataset.__signature__ = inspect.Signature(
+    [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("fmt", "root", "out")]
+    + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                         default=f.default if f.default is not MISSING else f.default_factory())
+       for f in fields(ImportOptions) if f.name not in ("fmt", "root")]
+    + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
+       for n, d in (("overwrite", False), ("show_progress", True))])
+
+
+def import_collection(opts: ImportOptions, out, overwrite: bool = False, show_progress: bool = True,
+                      log: Callable[[str], None] | None = None) -> Path:
+    """Import with checked options (see `import_dataset`)."""
+    root = Path(opts.root)
     if not root.exists():
         raise UserError(f"--root {root}: does not exist")
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UserError("--val-fraction and --test-fraction must be in [0, 1) with a sum below 1")
-    if not space_symbol or any(c.isspace() for c in space_symbol) or len(space_symbol) != 1:
-        raise UserError(f"--space-symbol must be one non-space character, got {space_symbol!r}")
-    language = language or DEFAULT_LANGUAGE.get(fmt)
-    if not language:
-        raise UserError(f"format {fmt}: pass --language (e.g. fr, en, ar)")
-    cfg = ImportConfig(fmt, str(root), {k: str(v) for k, v in (lists or {}).items()}, language,
-                       name or f"{fmt}-import", alphabet_from_data, val_fraction, test_fraction, seed, space_symbol)
-    for split in cfg.lists:
-        if split not in SPLITS:
-            raise UserError(f"--list {split}=...: split must be one of {', '.join(SPLITS)}")
-    scan = READERS[fmt](root, cfg)
-    if not scan.samples:
-        raise UserError(f"{root}: no word images found for format {fmt}")
-    for s in scan.samples:
-        s.text = _clean_text(s, space_symbol)
-    alphabet = _choose_alphabet(scan.samples, cfg)
-    assign_splits(scan.samples, cfg)
-    direction = "rtl" if language in RTL_LANGUAGES else "ltr"
-    skipped = dict(scan.skipped)
+    if Path(out).exists() and not overwrite:   # before reading a large dataset
+        raise UserError(f"{out}: already exists (choose another --out or remove it)")
+    bad = BadRecords(opts.on_bad, root)
+    samples = READERS[opts.fmt](root, opts, bad)
+    if not samples:
+        counts = ", ".join(f"{k} {v}" for k, v in bad.counts().items())
+        raise UserError(f"{root}: no images found for format {opts.fmt}" + (f" ({counts} left out)" if counts else ""))
+    samples = _clean_texts(samples, opts, bad)
+    alphabet = _choose_alphabet(samples, opts, bad)
+    assign_splits(samples, opts)
+    direction = "rtl" if opts.language in RTL_LANGUAGES else "ltr"
     with StagingDir(Path(out), overwrite=overwrite) as stage:
-        canvas = (height, width) if height and width else None
-        datasets = _write(scan.samples, cfg, alphabet, direction, stage, skipped, show_progress, canvas)
-        extra = {"importer": {"command": "htraug data import", **asdict(cfg)}, "skipped": skipped}
-        write_collection_meta(stage, cfg.name, language, direction, alphabet, datasets, extra)
+        datasets = write_collection(samples, opts, alphabet, direction, stage, bad, show_progress)
+        bad.write_tsv(stage / REPORT)
+        extra = {"importer": {"command": "htraug data import", **opts.to_json()},
+                 "text_normalization": describe(opts.normalization, opts.strip_diacritics),
+                 "skipped": bad.counts(), "report": REPORT}
+        write_collection_meta(stage, opts.name, opts.language, direction, alphabet, datasets, extra)
+    for line in bad.summary_lines(Path(out) / REPORT):
+        (log or (lambda m: print(m, file=sys.stderr)))(line)
     return Path(out)
 
 
-def _clean_text(s: Sample, space_symbol: str) -> str:
-    text = normalize_text(s.text).strip()
-    if not text:
-        raise located(*s.where, f"empty transcription for {s.image.name}")
-    return re.sub(r"\s+", space_symbol, text)
-
-
-def _choose_alphabet(samples: list[Sample], cfg: ImportConfig) -> Alphabet:
-    """The language's built-in alphabet, or one derived from the labels."""
-    if cfg.alphabet_from_data or cfg.language not in ("fr", "ar"):
-        return alphabet_from_texts([s.text for s in samples], f"{cfg.name}-data")
-    alphabet = for_language(cfg.language)
+def _clean_texts(samples: list[Sample], opts: ImportOptions, bad: BadRecords) -> list[Sample]:
+    kept = []
     for s in samples:
-        if not alphabet.covers(s.text):
-            bad = "".join(alphabet.missing(s.text))
-            raise located(*s.where, f"transcription {s.text!r} has characters {bad!r} outside the built-in "
-                                    f"alphabet '{alphabet.name}' (use --alphabet-from-data)")
+        text = clean(s.text, opts.normalization, opts.strip_diacritics, opts.space_symbol)
+        if not text:
+            bad.bad(s.where, "empty_transcription", f"empty transcription for {s.image.name}")
+            continue
+        s.text = text
+        kept.append(s)
+    return kept
+
+
+def _choose_alphabet(samples: list[Sample], opts: ImportOptions, bad: BadRecords) -> Alphabet:
+    """The language's built-in alphabet (plus the space symbol for line-level data), or one
+    derived from the labels; samples with characters outside it are bad records (removed here)."""
+    if opts.alphabet_from_data or opts.language not in ("fr", "ar"):
+        return alphabet_from_texts([s.text for s in samples], f"{opts.name}-data")
+    alphabet = for_language(opts.language)
+    if opts.level == "line":
+        alphabet = Alphabet(alphabet.symbols + opts.space_symbol, f"{alphabet.name}+space")
+    kept = []
+    for s in samples:
+        if alphabet.covers(s.text):
+            kept.append(s)
+            continue
+        chars = "".join(alphabet.missing(s.text))
+        bad.bad(s.where, "out_of_alphabet", f"transcription {s.text!r} has characters {chars!r} outside the built-in "
+                                           f"alphabet '{alphabet.name}' (use --alphabet-from-data)")
+    samples[:] = kept
     return alphabet
 
 
-def assign_splits(samples: list[Sample], cfg: ImportConfig) -> None:
+def assign_splits(samples: list[Sample], opts: ImportOptions) -> None:
     """Give every sample without a split one, by seeded groups of writers (or documents)."""
     todo = [s for s in samples if s.split is None]
     if not todo:
         return
     groups = sorted({s.writer if s.writer is not None else str(s.image) for s in todo})
-    order = np.random.default_rng(np.random.SeedSequence([cfg.seed, 7])).permutation(len(groups))
+    order = np.random.default_rng(np.random.SeedSequence([opts.seed, 7])).permutation(len(groups))
     n = len(groups)
-    n_val = int(round(n * cfg.val_fraction)) if cfg.val_fraction > 0 else 0
-    n_test = int(round(n * cfg.test_fraction)) if cfg.test_fraction > 0 else 0
+    n_val = int(round(n * opts.val_fraction)) if opts.val_fraction > 0 else 0
+    n_test = int(round(n * opts.test_fraction)) if opts.test_fraction > 0 else 0
     if n >= 3:
-        n_val, n_test = max(n_val, 1 if cfg.val_fraction > 0 else 0), max(n_test, 1 if cfg.test_fraction > 0 else 0)
+        n_val, n_test = max(n_val, 1 if opts.val_fraction > 0 else 0), max(n_test, 1 if opts.test_fraction > 0 else 0)
     n_val, n_test = min(n_val, max(0, n - 1)), min(n_test, max(0, n - 1 - n_val))
     split_of = {}
     for rank, gi in enumerate(order):
