@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # htraug — one script: set up (venv, Python packages, Debian fonts) and run.
-#   ./run_all.sh [smoke|quick|paper] [extra `htraug study run` options]   the whole study (default: quick)
+#   ./run_all.sh [smoke|quick|paper|paper-full] [extra `htraug study run` options]   the whole study (default: quick)
 #   ./run_all.sh test                                                    the default test suite
 #   ./run_all.sh test-slow                                               the slow tests
 set -euo pipefail
@@ -75,11 +75,11 @@ main() {
   case "$what" in
     test)       exec python -m pytest -q "$@" ;;
     test-slow)  exec python -m pytest -q -m slow "$@" ;;
-    smoke|quick|paper)
+    smoke|quick|paper|paper-full)
       exec htraug study run --profile "$what" --out "${HTRAUG_STUDY_DIR:-studies/$what}" "$@" ;;
     -h|--help|help)
       sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) say "unknown argument '$what' (expected smoke, quick, paper, test or test-slow)"; exit 2 ;;
+    *) say "unknown argument '$what' (expected smoke, quick, paper, paper-full, test or test-slow)"; exit 2 ;;
   esac
 }
 

@@ -13,6 +13,7 @@ from datasets.options import Options, option
 from datasets.preprocess import default_width
 from gan.config import GanRecipe
 from htr.config import HtrRecipe
+from reports.results import ROWS
 
 # Grid rows that can serve as the GAN's frozen readers: trained on real images only (no cycle
 # through the synthetic set). The real row's judge seed (and R's seed with gan_r_init) is skipped.
@@ -38,6 +39,14 @@ class Profile(Options):
     gs_n: int = option(help="points per side for the Geometry Score", min=1, cli=False)
     gs_reps: int = option(help="Geometry Score repetitions", min=1, cli=False)
     htr_seeds: int = option(help="repetitions per HTR row (mean ± std)", min=1, cli=False)
+    htr_rows: tuple[str, ...] = option(ROWS, "the HTR grid's rows (training data)", cli=False)
+    htr_datasets: str = option("all", "datasets with an HTR grid: all, or only the first (the others still train "
+                               "their GAN and judge)", choices=("all", "first"), cli=False)
+    gan_seeds: int = option(1, "seeds of the main GAN and of every ablation setting (FID/GS mean ± std, best of "
+                            "seeds, failed seeds counted); the synthetic set comes from the study seed's GAN", min=1,
+                            cli=False)
+    requires_inception: bool = option(False, "refuse to start without Inception FID weights unless the study "
+                                      "says --fid-features htr (the paper profile: its FIDs are the paper's)", cli=False)
     real_fractions: tuple[float, ...] = option((1.0,), "real-data-size sweep: fractions of the training images", cli=False)
     sweep_all_datasets: bool = option(True, "the real-data-size sweep on every dataset (false: the first only)", cli=False)
     gan_r_init: bool = option(False, "start the GAN's R from a real-only recognizer (paper: R from scratch)", cli=False)
@@ -75,9 +84,14 @@ class Profile(Options):
                 raise UserError(f"gan_variants {name!r}: {', '.join(bad)} may only be false or null (R from scratch, "
                                 "no readers)")
             GanRecipe.from_json({**self.gan.to_json(), **recipe}, where=f"gan_variants {name!r}")
-        bad_rows = [r for r in self.gan_readers if r not in READER_ROWS]
+        if self.htr_datasets == "first" and self.gan_readers:
+            raise UserError("gan_readers need the HTR grid on every dataset (htr_datasets = all)")
+        unknown = [r for r in self.htr_rows if r not in ROWS]
+        if unknown or "real" not in self.htr_rows:
+            raise UserError(f"htr_rows must include real and be among {', '.join(ROWS)}, got {', '.join(self.htr_rows)}")
+        bad_rows = [r for r in self.gan_readers if r not in READER_ROWS or r not in self.htr_rows]
         if bad_rows:
-            raise UserError(f"gan_readers rows must be among {', '.join(READER_ROWS)}, got {', '.join(bad_rows)}")
+            raise UserError(f"gan_readers rows must be among {', '.join(READER_ROWS)} and htr_rows, got {', '.join(bad_rows)}")
 
 
 def gan_train_fields(p: Profile) -> dict:
@@ -91,7 +105,7 @@ PROFILES = {
     "smoke": Profile(
         name="smoke", height=16, width=64, n_train=160, n_val=48, n_test=48,
         n_synthetic=96, fid_n=64, gs_n=64, gs_reps=4, htr_seeds=2, real_fractions=(0.5, 1.0),
-        ablations=True, ablation_iterations=15,  # every report section, at plumbing scale
+        ablations=True, ablation_iterations=15, gan_seeds=2,  # every report section, at plumbing scale
         diversity_k=8, diversity_m=4, gan_variants={"diffaug+ms": {"diff_augment": "translation,cutout,ink", "ms_weight": 1.0,
                                                                    "iterations": 15}},
         htr=HtrRecipe(width_mult=0.5, batch_size=32, lr=1e-3, max_epochs=2, patience=2),
@@ -111,12 +125,25 @@ PROFILES = {
         htr=HtrRecipe(width_mult=1.0, batch_size=32, lr=1e-3, max_epochs=200, patience=4, max_steps=3000,
                       eval_every=500, dropout=0.3),
         gan=GanRecipe(channel_mult=0.5, iterations=900, batch_size=16, eval_every=300, cond="spatial",
-                      d_norm="none", alpha=None, r_augment=True),
+                      d_norm="none", alpha=None, r_augment=True, ctc_reduction="char"),
     ),
+    # paper: the paper's experiments and nothing else — the French and Arabic GANs, the ablations of
+    # Tables II–V on French, Table VI on French (RIMES only vs RIMES + 100k synthetic words), one
+    # recognizer per row (the paper reports one run); its FIDs are Inception FIDs (weights required).
     "paper": Profile(
         name="paper", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,
-        n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, htr_seeds=3, real_fractions=(0.05, 0.25, 1.0),
+        n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, htr_seeds=1, real_fractions=(1.0,),
+        htr_rows=("real", "real+synthetic"), htr_datasets="first", gan_seeds=3, requires_inception=True,
         ablations=True,
+        htr=HtrRecipe(width_mult=1.0, batch_size=64, lr=1e-4, max_epochs=200, patience=20),
+        gan=GanRecipe(channel_mult=1.0, iterations=300000, batch_size=64, eval_every=10000),
+    ),
+    # paper-full: the paper's sizes with everything the suite adds (every row, a real-data sweep, the
+    # Arabic HTR grid, three HTR seeds).
+    "paper-full": Profile(
+        name="paper-full", height=128, width=512, n_train=129414, n_val=6060, n_test=6060,
+        n_synthetic=100000, fid_n=25000, gs_n=5000, gs_reps=100, htr_seeds=3, real_fractions=(0.05, 0.25, 1.0),
+        gan_seeds=3, requires_inception=True, ablations=True,
         htr=HtrRecipe(width_mult=1.0, batch_size=64, lr=1e-4, max_epochs=200, patience=20),
         gan=GanRecipe(channel_mult=1.0, iterations=300000, batch_size=64, eval_every=10000),
     ),

@@ -119,7 +119,7 @@ class StageRunner:
 
     # ---- execution ---------------------------------------------------------------------
     def run(self, targets: Iterable[str] | None = None, jobs: int = 1, threads: int | None = None,
-            heartbeat: float = 30.0) -> dict[str, dict]:
+            heartbeat: float = 30.0, gpu_slots: list[str] | None = None) -> dict[str, dict]:
         """Run `targets` (default: all stages) and their dependencies; returns name → result.
 
         Ready stages (all inputs done) start in order of their longest remaining chain of
@@ -130,7 +130,8 @@ class StageRunner:
         launches; running ones finish, then its error is raised. Every `heartbeat` seconds without
         a finished stage, each running stage gets one line with its newest progress bar (workers
         draw their bars into `stages/<name>/.progress`). With jobs = 1 each stage runs here and
-        its own errors propagate as they are.
+        its own errors propagate as they are. `gpu_slots` (one CUDA_VISIBLE_DEVICES value per job)
+        pins each forked worker to its own GPUs, so stages that fit one GPU run side by side.
         """
         order = self.closure(list(targets) if targets is not None else list(self.stages))
         index = {n: i for i, n in enumerate(order)}
@@ -147,7 +148,7 @@ class StageRunner:
         left = sum(self.stages[n].cost for n in pending)
         spent = spent_cost = 0.0
         t_start = time.monotonic()
-        launcher = _ForkLauncher(self, threads) if jobs > 1 else _InlineLauncher(self)
+        launcher = _ForkLauncher(self, threads, gpu_slots) if jobs > 1 else _InlineLauncher(self)
         failure: str | None = None
         while pending or launcher.running:
             ready = sorted((n for n in pending if all(d in self.results for d in self.stages[n].inputs)),
@@ -243,10 +244,12 @@ class StageRunner:
         except OSError:
             return None
 
-    def _worker(self, name: str, threads: int | None) -> None:
+    def _worker(self, name: str, threads: int | None, gpus: str | None = None) -> None:
         """Body of a forked worker: run one stage, leave a one-line error behind on failure."""
         err = self._error_path(name)
         os.environ[PROGRESS_FILE_ENV] = str(self._progress_path(name))   # bars go to the status line
+        if gpus is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpus      # before the stage's first CUDA call
         try:
             if threads:
                 import torch
@@ -335,16 +338,22 @@ class _InlineLauncher:
 
 
 class _ForkLauncher:
-    """Runs each stage in a forked worker; `wait` reports the workers that exited."""
+    """Runs each stage in a forked worker (on a free GPU slot when there are slots); `wait`
+    reports the workers that exited."""
 
-    def __init__(self, runner: StageRunner, threads: int | None):
+    def __init__(self, runner: StageRunner, threads: int | None, gpu_slots: list[str] | None = None):
         self.runner, self.threads = runner, threads
         self.context = multiprocessing.get_context("fork")
         self.running: dict[str, float] = {}      # name → start time
         self._procs: dict[object, tuple[str, object]] = {}   # sentinel → (name, process)
+        self.free_slots = list(gpu_slots) if gpu_slots else None
+        self._slot_of: dict[str, str] = {}
 
     def start(self, name: str) -> None:
-        proc = self.context.Process(target=self.runner._worker, args=(name, self.threads), name=f"stage {name}")
+        slot = self.free_slots.pop(0) if self.free_slots else None
+        if slot is not None:
+            self._slot_of[name] = slot
+        proc = self.context.Process(target=self.runner._worker, args=(name, self.threads, slot), name=f"stage {name}")
         proc.start()
         self._procs[proc.sentinel] = (name, proc)
         self.running[name] = time.monotonic()
@@ -355,6 +364,8 @@ class _ForkLauncher:
         for sentinel in multiprocessing.connection.wait(list(self._procs), timeout=timeout):
             name, proc = self._procs.pop(sentinel)
             t0 = self.running.pop(name)
+            if name in self._slot_of:
+                self.free_slots.append(self._slot_of.pop(name))
             proc.join()
             runner = self.runner
             runner._progress_path(name).unlink(missing_ok=True)

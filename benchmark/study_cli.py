@@ -18,7 +18,16 @@ def register(sub, study) -> None:
     run.add_argument("--config", type=Path, help="JSON or TOML study config (profile, seed, overrides, datasets)")
     run.add_argument("--out", type=Path, help="study directory (default: studies/PROFILE)")
     run.add_argument("--shard", help="run only grid-unit slice i/N (0-based), e.g. 0/4 for a 4-job array")
-    run.add_argument("--gpus", type=int, default=None, help="train GAN and HTR under torchrun on N local GPUs")
+    run.add_argument("--gpus", type=int, default=None, metavar="N",
+                     help="GPUs of this machine: independent stages run side by side, --gpus-per-stage each")
+    run.add_argument("--gpus-per-stage", type=int, default=None, metavar="K",
+                     help="GPUs of one trainer, under torchrun (DDP) when K > 1 (default 1)")
+    run.add_argument("--inception-weights", metavar="FILE", default=None,
+                     help="pytorch-fid pt_inception-2015-12-05-6726825d.pth (or $HTRAUG_INCEPTION_WEIGHTS): Inception "
+                          "FID beside the judge-feature FID (the paper profile needs it)")
+    run.add_argument("--fid-features", choices=("htr", "inception"), default=None,
+                     help="htr: run a profile that needs Inception FID with the judge's features only (not "
+                          "comparable with the paper's FID); inception: refuse to start without the weights")
     run.add_argument("--seed", type=int, default=None, help="the one seed for data, training and evaluation")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="stages run at once, each with CPUs/N torch threads (default: on a CPU-only machine "
@@ -55,13 +64,14 @@ def cmd_run(args) -> int:
     from .study import detect_device, load_study_config, run_study
 
     shard = parse_shard(args.shard)
-    cfg = load_study_config(args.profile, args.config, args.seed, args.gpus)
+    cfg = load_study_config(args.profile, args.config, args.seed, args.gpus, args.inception_weights, args.fid_features,
+                            args.gpus_per_stage)
     out = args.out or Path("studies") / cfg.profile.name
     device = detect_device()
-    jobs = default_jobs(device, cfg.gpus) if args.jobs is None else args.jobs
+    jobs = default_jobs(device, cfg.gpus, cfg.gpus_per_stage) if args.jobs is None else args.jobs
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: must be ≥ 1")
-    if args.dry_run or cfg.profile.name == "paper":
+    if args.dry_run or cfg.profile.name.startswith("paper"):
         print_projection(cfg, out, shard, device, list_stages=args.dry_run, jobs=jobs)
         if args.dry_run:
             return 0
@@ -75,39 +85,47 @@ def cmd_run(args) -> int:
     return 0
 
 
-def default_jobs(device: str, gpus: int) -> int:
-    """Parallel stages by default: one per CPU (at most 4) on a CPU-only machine, else 1."""
+def default_jobs(device: str, gpus: int, gpus_per_stage: int = 1) -> int:
+    """Parallel stages by default: one per CPU (at most 4) on a CPU-only machine; with GPUs one per
+    group of --gpus-per-stage GPUs."""
     if device == "gpu" or gpus:
-        return 1
+        return max(1, gpus // max(1, gpus_per_stage))
     from datasets.cpus import available_cpus
     return max(1, min(4, available_cpus()))
 
 
 def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = False, jobs: int = 1) -> None:
-    """Print the projected duration (this machine, and GPUs for the paper profile) before any work."""
+    """Print the projected duration before any work: on this machine, and for the paper profiles
+    (or a CPU machine) the GPU-hours and the wall time on 1, 4 and 8 GPUs (stages side by side,
+    --gpus-per-stage GPUs each), from the cost model's measured rates."""
+    import dataclasses
+
     from .runner import StageRunner, format_seconds
     from .study import plan_study, select_targets
 
-    def total(dev: str, gpus: int, jobs: int = 1):
-        import dataclasses
-        stages = plan_study(dataclasses.replace(cfg, gpus=gpus), backend=None, device=dev, fingerprints=False)
+    def plan(dev: str):
+        stages = plan_study(cfg, backend=None, device=dev, fingerprints=False)
         runner = StageRunner(out, stages, log=_log)
-        order = runner.closure(select_targets(stages, shard))
-        by_name = {s.name: s for s in stages}
-        return runner.projected(order, jobs), order, by_name
+        return runner, runner.closure(select_targets(stages, shard)), {s.name: s for s in stages}
 
-    secs, order, by_name = total(device, cfg.gpus, jobs)
+    runner, order, by_name = plan(device)
     where = f"{len(order)} stages" + (f", shard {shard[0]}/{shard[1]}" if shard else "")
     print(f"projected duration of profile {cfg.profile.name!r} on this machine ({device}"
           f"{f', {cfg.gpus} GPUs' if cfg.gpus > 1 else ''}{f', {jobs} jobs' if jobs > 1 else ''}): "
-          f"~{format_seconds(secs)} ({where})", flush=True)
-    if device != "gpu" or cfg.profile.name == "paper":
-        for gpus in sorted({1, max(1, cfg.gpus), 8}):
-            g, _, _ = total("gpu", gpus)
-            print(f"  on {gpus} GPU(s): ~{format_seconds(g)}", flush=True)
+          f"~{format_seconds(runner.projected(order, jobs))} ({where})", flush=True)
+    gpu_runner, gpu_order, gpu_stages = plan("gpu") if device != "gpu" else (runner, order, by_name)
+    show_gpu = device != "gpu" or cfg.profile.name.startswith("paper")
+    if show_gpu:
+        per = max(1, cfg.gpus_per_stage)
+        hours = sum(gpu_stages[n].cost for n in gpu_order) * per / 3600
+        walls = ", ".join(f"{g} GPU{'s' if g > 1 else ''} ~{format_seconds(gpu_runner.projected(gpu_order, max(1, g // per)))}"
+                          for g in (1, 4, 8) if g >= per)
+        print(f"  GPU-hours (H100-class, the perf harness's rates): {hours:,.1f}; wall time on {walls}", flush=True)
     if list_stages:
+        print(f"  {'stage':<55} {'this machine':>13}" + (f" {'GPU-hours':>10}" if show_gpu else ""))
         for n in order:
-            print(f"  {n:<55} ~{format_seconds(by_name[n].cost)}{'  [unit]' if by_name[n].unit else ''}")
+            gpu = f" {gpu_stages[n].cost * max(1, cfg.gpus_per_stage) / 3600:>10.2f}" if show_gpu else ""
+            print(f"  {n:<55} {'~' + format_seconds(by_name[n].cost):>13}{gpu}{'  [unit]' if by_name[n].unit else ''}")
 
 
 def cmd_merge(args) -> int:

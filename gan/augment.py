@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import torch
 
-TRANSFORMS = ("translation", "cutout", "ink", "brightness")
+from .options import TRANSFORMS, parse_policy  # noqa: F401  (the policy's names live with the other switches)
+
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_SIZE = (0.5, 0.25)       # (height, width) fractions
 INK_RANGE = (0.5, 1.5)
 BRIGHTNESS_RANGE = 0.25
-
-
-def parse_policy(text: str) -> tuple[str, ...]:
-    """'translation,cutout' → ('translation', 'cutout'); '' or 'none' → () (order kept, repeats dropped)."""
-    names = [t.strip() for t in text.split(",") if t.strip() and t.strip() != "none"]
-    return tuple(dict.fromkeys(names))
 
 
 def _rand(shape, generator: torch.Generator, device) -> torch.Tensor:

@@ -15,8 +15,9 @@ from datasets.errors import UserError
 from datasets.options import Options, option, parse_comma_list, parse_none_or_float
 from datasets.preprocess import default_width
 
-from .augment import TRANSFORMS, parse_policy
-from .options import CONDITIONING, D_NORMS, LOSSES
+from htr.config import CTC_REDUCTIONS
+
+from .options import CONDITIONING, D_NORMS, LOSSES, TRANSFORMS, parse_policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +57,9 @@ class GanRecipe(Options):
                               gt=0, defines_run=True)
     ms_weight: float = option(0.0, "mode-seeking term on z (Mao et al. 2019): λ·1/(mean|G(z1)−G(z2)|/mean|z1−z2|) over "
                               "pairs of one word; 0: off, the paper", metavar="λ", min=0, defines_run=True)
+    ctc_reduction: str = option("sample", "CTC of R and of G's term: 'sample' — each sample's loss summed over its frames, "
+                                "averaged over the batch (the paper's expectation); 'char' — each divided by its word's "
+                                "length first", choices=CTC_REDUCTIONS, defines_run=True)
     eval_every: int = option(1000, "evaluate and checkpoint every K iterations", metavar="K", min=1)
 
     def check(self) -> None:

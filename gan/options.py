@@ -6,3 +6,10 @@ CONDITIONING = ("cbn", "linear", "aligned", "spatial")   # cbn: paper; linear: T
                                                          # spatial: per-pixel (both not in the paper)
 ALIGNED_CONDITIONING = ("aligned", "spatial")            # φ lays the characters out along the width
 D_NORMS = ("bn", "none")                           # D's normalisation: bn (docs/DESIGN.md §6.2) or spectral norm only
+TRANSFORMS = ("translation", "cutout", "ink", "brightness")   # DiffAugment's transforms (gan/augment.py)
+
+
+def parse_policy(text: str) -> tuple[str, ...]:
+    """'translation,cutout' → ('translation', 'cutout'); '' or 'none' → () (order kept, repeats dropped)."""
+    names = [t.strip() for t in text.split(",") if t.strip() and t.strip() != "none"]
+    return tuple(dict.fromkeys(names))

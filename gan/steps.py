@@ -52,12 +52,13 @@ def d_step(D, opt, x_real, x_fake, loss: str, clip: float, autocast=nullcontext,
     return value.detach(), torch.sign(real_scores.detach().float()).mean()
 
 
-def r_step(R, opt, x_real, targets, target_lengths, clip: float, autocast=nullcontext) -> torch.Tensor:
+def r_step(R, opt, x_real, targets, target_lengths, clip: float, autocast=nullcontext,
+           ctc_reduction: str = "char") -> torch.Tensor:
     """One recognizer update: CTC on real images only."""
     opt.zero_grad(set_to_none=True)
     with autocast():
         log_probs = R(x_real)
-    value = ctc_loss(log_probs, targets, target_lengths)
+    value = ctc_loss(log_probs, targets, target_lengths, ctc_reduction)
     value.backward()
     _clip(R.parameters(), clip)
     opt.step()
@@ -75,7 +76,7 @@ def mode_seeking(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 def g_step(phi, G, D, R, opt, tokens, lengths, targets, z, alpha: float | None, loss: str,
            autocast=nullcontext, readers=(), r_augment=None, d_augment=None,
-           ms_weight: float = 0.0) -> dict[str, torch.Tensor]:
+           ms_weight: float = 0.0, ctc_reduction: str = "char") -> dict[str, torch.Tensor]:
     """One (G, φ) update from the balanced image gradients of D and R.
 
     `D` and `R` are only differentiated w.r.t. the generated images (never their parameters).
@@ -96,7 +97,7 @@ def g_step(phi, G, D, R, opt, tokens, lengths, targets, z, alpha: float | None, 
     for reader in (R, *readers):
         with autocast():
             log_probs = reader(x_read)
-        ctcs.append(ctc_loss(log_probs, targets, target_lengths))
+        ctcs.append(ctc_loss(log_probs, targets, target_lengths, ctc_reduction))
     ctc = torch.stack(ctcs).mean()
     (grad_r,) = torch.autograd.grad(ctc, x)
     balanced = balance_gradients(grad_d, grad_r, alpha)

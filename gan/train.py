@@ -40,7 +40,8 @@ from htr.augment import augment_batch
 
 from .checkpoint import CHECKPOINT, read_checkpoint
 from .config import GanTrainConfig
-from .augment import DiffAugment, parse_policy
+from .augment import DiffAugment
+from .options import parse_policy
 from .evaluate import Evaluator
 from .generate import sample_z
 from .networks import count_parameters, encode_words
@@ -169,11 +170,12 @@ class GanTraining:
             x_fake = self.s_G(z, n.phi(tokens, flen)).float()
         loss_d, real_sign = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast,
                                    self.d_augment)
-        loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast)
+        loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast, cfg.ctc_reduction)
         tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0)
         r_augment = self._augment if cfg.r_augment else None
         g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, n.opt_g, tokens, flen, ftargets, z,
-                   cfg.alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight)
+                   cfg.alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight,
+                   cfg.ctc_reduction)
         ms = g.get("loss_ms", torch.zeros((), device=dev))
         return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"],
                             g["grad_norm_r_bal"], real_sign, ms]).float()

@@ -15,6 +15,7 @@ from datasets.distributed import DEVICES_HELP
 OPTIMIZERS = ("rmsprop", "adam")
 LR_SCHEDULES = ("constant", "cosine")
 MIN_HEIGHT = 16   # two 4-high down-sampling convolutions (htr.model)
+CTC_REDUCTIONS = ("char", "sample")   # per-character (length-normalised) or per-sample CTC (htr.model.ctc_loss)
 
 
 @dataclass(frozen=True, kw_only=True)

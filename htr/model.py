@@ -34,6 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import CTC_REDUCTIONS
+
 ENCODER_FEATURES = (8, 16, 32, 64, 128)
 DOWN_KERNEL = (4, 2)      # height × width of the strided "2×4" convolutions (see module docstring)
 DECODER_HIDDEN = 128      # per direction, as in the paper (not scaled by the width multiplier)
@@ -170,14 +172,22 @@ class GatedCRNN(nn.Module):
         return torch.cat([frames.mean(dim=2), frames.amax(dim=2)], dim=1)
 
 
-def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """CTC loss (blank 0), mean over the batch of per-sample losses divided by target length,
-    infinite losses zeroed; always computed in float32.
+def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+             reduction: str = "char") -> torch.Tensor:
+    """CTC loss (blank 0), infinite losses zeroed; always computed in float32.
 
+    `reduction`: "char" — the mean over the batch of each sample's loss divided by its target
+    length (the recognizer's training loss); "sample" — the mean over the batch of each sample's
+    loss summed over its frames, the expectation of the per-sample loss the GAN paper writes.
     `targets` is the concatenated 1-D form (or padded 2-D); every sample uses all T frames.
     """
     T, B = log_probs.shape[0], log_probs.shape[1]
     input_lengths = torch.full((B,), T, dtype=torch.long, device=log_probs.device)
+    if reduction not in CTC_REDUCTIONS:
+        raise ValueError(f"CTC reduction must be one of {CTC_REDUCTIONS}, got {reduction!r}")
+    if reduction == "sample":
+        return F.ctc_loss(log_probs.float(), targets, input_lengths, target_lengths,
+                          blank=0, reduction="sum", zero_infinity=True) / B
     return F.ctc_loss(log_probs.float(), targets, input_lengths, target_lengths,
                       blank=0, reduction="mean", zero_infinity=True)
 

@@ -149,8 +149,9 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     sections.append(s)
 
     s = Section("Handwritten text recognition (Table VI)", [
-        "ED = corpus character edit distance %, WER = word error rate %, on the test split (unseen writers), "
-        "mean ± sample std over HTR seeds. The paper's row is one run on the RIMES validation set."])
+        "ED = corpus character edit distance %, WER = word error rate %, on the validation split (as the paper "
+        "reports it) and on the held-out test split (unseen writers), mean ± sample std over HTR seeds. The "
+        "paper's row is one run on the RIMES validation set."])
     add_table(s, "Table VI — ED / WER by training data", table_htr(results, paper), "table6_htr.csv")
     add_table(s, "Per-seed HTR results", table_htr_seeds(results), "htr_per_seed.csv")
     p = plot_htr_bars(results, figs / "htr_bars.png")
@@ -180,9 +181,16 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
                                       "writers) is the generator's usefulness; D's share is ‖∇D‖ / (‖∇D‖ + ‖balanced ∇R‖) "
                                       "of G's image gradient at the last evaluation."])
     add_table(s, "Final metrics of the chosen generator", table_gan(results), "gan_final.csv")
+    s.text.append(fid_comparability(results))
     for ds, e in results.get("datasets", {}).items():
         for warning in (e.get("gan") or {}).get("warnings", []):
             s.text.append(f"WARNING ({ds}): {warning}")
+        seeds = (e.get("gan") or {}).get("seeds")
+        if seeds:
+            s.text.append(f"{ds}: the main GAN over {seeds['n_seeds']} seeds: FID {_pm_text(seeds, 'fid')}, GS "
+                          f"{_pm_text(seeds, 'gs', 4)}; best FID {_num(seeds.get('best_fid'))} and best GS "
+                          f"{_num(seeds.get('best_gs'), 4)}, each over its own evaluations (the paper's selection); "
+                          f"{seeds['failed']} of {seeds['n_seeds']} seeds failed (diverged, or D won outright).")
     for ds, e in results.get("datasets", {}).items():
         gan = e.get("gan") or {}
         for k, rel in enumerate(gan.get("grids", [])):
@@ -236,6 +244,21 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
                                               for k, v in _flat_items(prof)]), "profile.csv")
     sections.append(s)
     return sections
+
+
+def _pm_text(agg: dict, key: str, digits: int = 2) -> str:
+    mean, std = agg.get(f"{key}_mean"), agg.get(f"{key}_std")
+    return "–" if mean is None else f"{_num(mean, digits)} ± {_num(std, digits)}"
+
+
+def fid_comparability(results: dict) -> str:
+    """Which FID the report's numbers are, and whether they compare with the paper's."""
+    finals = [(e.get("gan") or {}).get("final") or {} for e in results.get("datasets", {}).values()]
+    if any(f.get("fid_inception") is not None for f in finals):
+        return ("FID (Inception) uses the pytorch-fid InceptionV3 weights like the paper's FID (which was computed on "
+                "25k RIMES images at 128×512); compare only at equal N and on comparable data.")
+    return ("FID here uses the judge recognizer's features only: it is not comparable with the paper's (Inception) FID "
+            "values shown for reference.")
 
 
 def _flat_items(obj: dict, prefix: str = ""):

@@ -57,15 +57,17 @@ def table_htr(results: dict, paper: dict) -> pd.DataFrame:
     for ds, e in results.get("datasets", {}).items():
         for row, agg in ((e.get("htr") or {}).get("rows") or {}).items():
             rows.append({"source": "this study", "dataset": ds, "training data": ROW_LABELS.get(row, row),
-                         "ED %": _pm(agg.get("cer_mean"), agg.get("cer_std")),
-                         "WER %": _pm(agg.get("wer_mean"), agg.get("wer_std")),
-                         "ED % (case-insens.)": _pm(agg.get("cer_ci_mean"), agg.get("cer_ci_std")),
-                         "WER % (case-insens.)": _pm(agg.get("wer_ci_mean"), agg.get("wer_ci_std")),
-                         "seeds": agg.get("n_seeds"), "eval split": "test (unseen writers)"})
+                         "validation ED %": _pm(agg.get("val_cer_mean"), agg.get("val_cer_std")),
+                         "validation WER %": _pm(agg.get("val_wer_mean"), agg.get("val_wer_std")),
+                         "test ED %": _pm(agg.get("cer_mean"), agg.get("cer_std")),
+                         "test WER %": _pm(agg.get("wer_mean"), agg.get("wer_std")),
+                         "test ED % (case-insens.)": _pm(agg.get("cer_ci_mean"), agg.get("cer_ci_std")),
+                         "test WER % (case-insens.)": _pm(agg.get("wer_ci_mean"), agg.get("wer_ci_std")),
+                         "seeds": agg.get("n_seeds")})
     for r in paper.get("table6", {}).get("rows", []):
         rows.append({"source": PAPER_LABEL, "dataset": "RIMES", "training data": r.get("label", r["row"]),
-                     "ED %": _num(r["cer"]), "WER %": _num(r["wer"], 1), "ED % (case-insens.)": "–",
-                     "WER % (case-insens.)": "–", "seeds": 1, "eval split": "validation"})
+                     "validation ED %": _num(r["cer"]), "validation WER %": _num(r["wer"], 1), "test ED %": "–",
+                     "test WER %": "–", "test ED % (case-insens.)": "–", "test WER % (case-insens.)": "–", "seeds": 1})
     return pd.DataFrame(rows)
 
 
@@ -89,7 +91,10 @@ def table_gan(results: dict) -> pd.DataFrame:
         if f:
             syn = (((e.get("htr") or {}).get("rows") or {}).get("synthetic") or {}).get("cer_mean")
             last = next((r for r in reversed((e.get("gan") or {}).get("log") or []) if r.get("event") == "eval"), {})
+            inception = {f"FID (Inception, n={f.get('fid_inception_n')})": _num(f.get("fid_inception"))} \
+                if f.get("fid_inception") is not None else {}
             rows.append({"dataset": ds, f"FID ({f.get('fid_features', 'htr')} features, n={f.get('fid_n')})": _num(f.get("fid")),
+                         **inception,
                          "KID": _num(f.get("kid"), 4), f"GS (n={f.get('gs_n')}, {f.get('gs_reps')} reps)": _num(f.get("gs"), 4),
                          "readability ED %": _num(f.get("readability_cer")), "readability WER %": _num(f.get("readability_wer")),
                          "judge on real test ED %": _num(judge.get("cer")), "judge on real test WER %": _num(judge.get("wer")),
@@ -126,8 +131,18 @@ def table_ablation(results: dict, paper: dict, group: str) -> pd.DataFrame | Non
         for r in (e.get("ablations") or {}).get(group, []):
             setting = str(r["setting"]).replace(" (ours)", "")
             p = pt.get(setting, {})
-            rows.append({"dataset": ds, "setting": r["setting"], "FID": _num(r.get("fid")), "GS": _num(r.get("gs"), 4),
-                         f"FID, {PAPER_LABEL}": _num(p.get("fid")), f"GS, {PAPER_LABEL}": _num(p.get("gs"), 4)})
+            seeds = r.get("seeds") or {}
+            row = {"dataset": ds, "setting": r["setting"], "FID (judge features)": _num(r.get("fid")),
+                   "GS": _num(r.get("gs"), 4)}
+            if r.get("fid_inception") is not None:
+                row["FID (Inception)"] = _num(r["fid_inception"])
+            if seeds:
+                row.update({"seeds": seeds["n_seeds"], "failed": seeds["failed"],
+                            "FID over seeds": _pm(seeds.get("fid_mean"), seeds.get("fid_std")),
+                            "GS over seeds": _pm(seeds.get("gs_mean"), seeds.get("gs_std")),
+                            "best FID": _num(seeds.get("best_fid")), "best GS": _num(seeds.get("best_gs"), 4)})
+            row.update({f"FID, {PAPER_LABEL}": _num(p.get("fid")), f"GS, {PAPER_LABEL}": _num(p.get("gs"), 4)})
+            rows.append(row)
     return pd.DataFrame(rows) if rows else None
 
 

@@ -6,7 +6,8 @@ import torch
 
 from benchmark.cli import main as htraug
 from datasets.errors import UserError
-from gan.augment import DiffAugment, TRANSFORMS, brightness, cutout, ink, translate
+from gan.augment import DiffAugment, brightness, cutout, ink, translate
+from gan.options import TRANSFORMS
 from gan.checkpoint import read_checkpoint
 from gan.config import GanTrainConfig
 from gan.networks import Discriminator, Generator, NetConfig, WordEncoder, build_recognizer, encode_words

@@ -144,3 +144,22 @@ def test_decoder_dropout_acts_in_training_only_and_round_trips_in_config():
     assert clone.dropout == 0.3 and torch.equal(clone(x), net(x))
     with pytest.raises(ValueError):
         GatedCRNN(C, 16, dropout=1.0)
+
+
+def test_ctc_reduction_sample_scales_the_gradient_by_the_word_length():
+    """The paper's per-sample CTC (summed over frames, averaged over the batch) is the per-character
+    form × the target length: with words of one length L, the image gradient grows by exactly L."""
+    torch.manual_seed(0)
+    model = GatedCRNN(6, 16, 0.25)
+    x = torch.randn(3, 1, 16, 64, requires_grad=True)
+    length = 4
+    targets = torch.randint(1, 6, (3 * length,))
+    lengths = torch.full((3,), length, dtype=torch.long)
+    grads = {}
+    for reduction in ("char", "sample"):
+        x.grad = None
+        ctc_loss(model(x), targets, lengths, reduction).backward()
+        grads[reduction] = x.grad.clone()
+    assert torch.allclose(grads["sample"], length * grads["char"], rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError):
+        ctc_loss(model(x), targets, lengths, "word")

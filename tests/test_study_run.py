@@ -219,9 +219,10 @@ def test_toml_config_with_imported_dataset(tmp_path):
 
 
 def test_cli_dry_run_and_errors(tmp_path, capsys):
-    assert htraug(["study", "run", "--profile", "paper", "--dry-run", "--out", str(tmp_path)]) == 0
+    assert htraug(["study", "run", "--profile", "paper", "--fid-features", "htr", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("projected duration of profile 'paper'") and "rimes-like/ablation/loss=gan" in out
+    assert "GPU-hours" in out and "1 GPU ~" in out and "4 GPUs ~" in out and "8 GPUs ~" in out
     assert htraug(["study", "run", "--profile", "smoke", "--shard", "5/2", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--shard" in err
@@ -269,7 +270,7 @@ def test_profile_gan_switches_reach_every_gan_run_and_table_v(tmp_path, smoke_cf
     from dataclasses import replace
 
     p = smoke_cfg.profile
-    cfg = replace(smoke_cfg, profile=replace(p, gan=replace(p.gan, cond="aligned", d_norm="none")))
+    cfg = replace(smoke_cfg, profile=replace(p, gan=replace(p.gan, cond="aligned", d_norm="none"), gan_seeds=1))
     stages = {s.name for s in plan_study(cfg, backend=None)}
     assert {"rimes-like/ablation/conditioning=cbn", "rimes-like/ablation/conditioning=linear"} <= stages
     res, seen = _run_recording_gan_options(fake_backend, cfg, tmp_path / "s")
@@ -313,7 +314,7 @@ def test_gan_readers_are_grid_units_never_the_judge(tmp_path, smoke_cfg, fake_ba
 
     p = smoke_cfg.profile
     prof = replace(p, gan_r_init=True, gan_readers=("real", "real+classic"), gan=replace(p.gan, alpha=None, r_augment=True),
-                   htr_seeds=3, ablation_iterations=2)
+                   htr_seeds=3, ablation_iterations=2, gan_seeds=1)
     cfg = replace(smoke_cfg, profile=prof)
     stages = {s.name: s for s in plan_study(cfg, backend=None)}
     readers = ("rimes-like/htr/real/f1/s2", "rimes-like/htr/real+classic/f1/s0",

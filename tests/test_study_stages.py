@@ -203,3 +203,25 @@ def test_code_fingerprint_follows_source_edits(tmp_path, monkeypatch):
     assert code_fingerprint(("fakepkg_htraug",)) == first
     (pkg / "mod.py").write_text("X = 2\n")
     assert code_fingerprint(("fakepkg_htraug",)) != first
+
+
+def test_gpu_slots_pin_each_parallel_stage_to_its_own_gpus(tmp_path):
+    """With GPU slots every forked worker sees only its slot's GPUs, and a slot is free again
+    once its stage ends (two slots, four independent stages)."""
+    import os
+    import time as _time
+
+    def fn(ctx):
+        t0 = _time.time()
+        _time.sleep(0.2)
+        return {"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "t0": t0, "t1": _time.time()}
+
+    stages = [Stage(f"s{i}", fn, {"i": i}) for i in range(4)]
+    res = StageRunner(tmp_path, stages, log=lambda m: None).run(jobs=2, heartbeat=0.1, gpu_slots=["0,1", "2,3"])
+    runs = [res[f"s{i}"] for i in range(4)]
+    assert {r["gpus"] for r in runs} == {"0,1", "2,3"}
+    for a in runs:      # stages on one slot never overlap in time
+        for b in runs:
+            if a is not b and a["gpus"] == b["gpus"]:
+                assert a["t1"] <= b["t0"] or b["t1"] <= a["t0"]
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ or os.environ["CUDA_VISIBLE_DEVICES"] not in ("0,1", "2,3")

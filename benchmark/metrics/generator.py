@@ -27,10 +27,12 @@ def _value(result: dict, name: str):
 
 def score_generator(real, fake, *, judge: str | None, fid_n: int, gs_n: int, gs_reps: int, seed: int,
                     device: str | None = None, full: bool = False, compute: Callable | None = None,
-                    diversity_fake=None, diversity_k: int = 32, diversity_m: int = 8) -> dict:
+                    diversity_fake=None, diversity_k: int = 32, diversity_m: int = 8,
+                    inception_weights: str | None = None) -> dict:
     """FID (htr features) and GS of `fake` against `real`; with `full` also KID and readability
     (which needs `fake` as a generated dataset directory) and, given `diversity_fake` (a dataset
-    of a few words drawn with several z each), diversity. `fid_n` or `gs_n` 0 skips that metric.
+    of a few words drawn with several z each), diversity. With `inception_weights` (the
+    pt_inception file) FID on Inception features too, as `fid_inception` (the paper's FID). `fid_n` or `gs_n` 0 skips that metric.
     `compute(name, real, fake, **options)` defaults to the metrics registry's."""
     if compute is None:
         from .registry import compute
@@ -42,6 +44,10 @@ def score_generator(real, fake, *, judge: str | None, fid_n: int, gs_n: int, gs_
         out.update(fid=_value(res, "fid"), fid_features="htr", fid_n=fid_n)
     elif fid_n > 0:
         out.update(fid=None, metrics_note="FID needs a judge recognizer (htr features)")
+    if fid_n > 0 and inception_weights:
+        res = compute("fid", _first(real, fid_n), _first(fake, fid_n), features="inception",
+                      inception_weights=str(inception_weights), n=fid_n, seed=seed, **on_device)
+        out.update(fid_inception=_value(res, "fid"), fid_inception_n=fid_n)
     if gs_n > 0:
         landmarks = min(GS_LANDMARKS, gs_n)
         res = compute("gs", _first(real, gs_n), _first(fake, gs_n), n=gs_n, reps=gs_reps, seed=seed, sample_seed=seed,

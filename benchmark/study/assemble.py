@@ -17,15 +17,21 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
+def _numeric_keys(dicts) -> list[str]:
+    return sorted({k for d in dicts for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+
 def aggregate_seeds(per_seed: list[dict]) -> dict:
-    """Mean ± std (sample std) over seeds of every numeric test metric, plus the per-seed list."""
-    keys = sorted({k for r in per_seed for k, v in r["test"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    """Mean ± std (sample std) over seeds of every numeric test metric (and, `val_` prefixed, of
+    every validation-split metric), plus the per-seed list."""
     out: dict = {"n_seeds": len(per_seed)}
-    for k in keys:
-        m, s = _mean_std([r["test"].get(k) for r in per_seed])
-        out[f"{k}_mean"], out[f"{k}_std"] = m, s
-    out["per_seed"] = [{"seed": r["seed"], **r["test"], "n_real": r.get("n_real"),
-                        "curve": r.get("curve", [])} for r in sorted(per_seed, key=lambda r: r["seed"])]
+    for split, prefix in (("test", ""), ("val", "val_")):
+        scored = [r[split] for r in per_seed if r.get(split)]
+        for k in _numeric_keys(scored):
+            out[f"{prefix}{k}_mean"], out[f"{prefix}{k}_std"] = _mean_std([d.get(k) for d in scored])
+    out["per_seed"] = [{"seed": r["seed"], **r["test"], **({"val": r["val"]} if r.get("val") else {}),
+                        "n_real": r.get("n_real"), "curve": r.get("curve", [])}
+                       for r in sorted(per_seed, key=lambda r: r["seed"])]
     return out
 
 
@@ -56,6 +62,9 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
             entry.setdefault("gan", {})["final"] = final["final"]
             entry["gan"]["grids"] = final.get("grids", [])
             entry["gan"]["warnings"] = final.get("warnings", [])
+        seeds = gan_seed_summary(records, f"{ds}/gan", (final or {}).get("final"), gan)
+        if seeds:
+            entry["gan"]["seeds"] = seeds
         syn = r("synthetic")
         if syn:
             entry["synthetic"] = {"n": syn["n"], "stats": syn.get("stats", {})}
@@ -153,22 +162,59 @@ def _variants(ds: str, records: dict[str, dict], changes: dict, entry: dict) -> 
     return out
 
 
+def _best(log: list[dict], key: str):
+    values = [r[key] for r in log if r.get("event", "eval") == "eval" and isinstance(r.get(key), (int, float))]
+    return min(values) if values else None
+
+
+def gan_seed_summary(records: dict[str, dict], name: str, first_final: dict | None, first: dict | None) -> dict:
+    """One GAN setting over its seeds (stage `name` for the study seed, `name.sK` for the others):
+    per seed FID/GS at the best-FID checkpoint and the paper's selection — the best FID and the
+    best GS each over that seed's own evaluations —, failed seeds (diverged, or D won outright);
+    then mean ± std over seeds, the best over seeds and the failure count. {} for one seed."""
+    others = sorted((n for n in records if n.startswith(f"{name}.s") and records[n].get("result")),
+                    key=lambda n: int(n.rsplit(".s", 1)[1]))
+    if not others or not first:
+        return {}
+    rows = []
+    for final, res in [(first_final, first), *[(records[n]["result"].get("final"), records[n]["result"]) for n in others]]:
+        log = res.get("log", [])
+        failed = res.get("failed") or next((r["warning"] for r in log if r.get("warning")), None)
+        rows.append({"seed": res.get("gan_seed"), "fid": (final or {}).get("fid"), "gs": (final or {}).get("gs"),
+                     "fid_inception": (final or {}).get("fid_inception"), "best_fid": _best(log, "fid"),
+                     "best_gs": _best(log, "gs"), "failed": failed})
+    out: dict = {"n_seeds": len(rows), "failed": sum(bool(r["failed"]) for r in rows), "per_seed": rows}
+    for k in ("fid", "gs", "fid_inception"):
+        out[f"{k}_mean"], out[f"{k}_std"] = _mean_std([r[k] for r in rows])
+    for k in ("best_fid", "best_gs"):
+        out[k] = min((r[k] for r in rows if r[k] is not None), default=None)
+    return out
+
+
 def _ablations(ds: str, records: dict[str, dict], cond: str, alpha: float | None = 1.0) -> dict:
-    """Tables II–V: per switch, each setting's final FID/GS (the model's own setting is the main GAN)."""
+    """Tables II–V: per switch, each setting's final FID/GS (the model's own setting is the main
+    GAN), and with several GAN seeds their summary (gan_seed_summary)."""
     main = records.get(f"{ds}/gan-final", {}).get("result")
+    main_gan = records.get(f"{ds}/gan", {}).get("result")
     out: dict = {}
     for group, settings in ablation_grid(cond, alpha).items():
         rows = []
         for setting, variant in settings.items():
             if variant is None:
                 res = main["final"] if main else None
-                label = f"{setting} (ours)"
+                label, seeds = f"{setting} (ours)", gan_seed_summary(records, f"{ds}/gan", res, main_gan)
             else:
-                rec = records.get(f"{ds}/ablation/{group}={setting}", {}).get("result")
+                name = f"{ds}/ablation/{group}={setting}"
+                rec = records.get(name, {}).get("result")
                 res = rec.get("final") if rec else None
-                label = setting
+                label, seeds = setting, gan_seed_summary(records, name, res, rec)
             if res is not None:
-                rows.append({"setting": label, "fid": res.get("fid"), "gs": res.get("gs")})
+                row = {"setting": label, "fid": res.get("fid"), "gs": res.get("gs")}
+                if res.get("fid_inception") is not None:
+                    row["fid_inception"] = res["fid_inception"]
+                if seeds:
+                    row["seeds"] = seeds
+                rows.append(row)
         if len(rows) > 1 or any(records.get(f"{ds}/ablation/{group}={s}") for s in settings):
             out[group] = rows
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import json
+import os
 from pathlib import Path
 import re
 
@@ -40,18 +41,28 @@ class StudyConfig:
     profile: Profile
     datasets: tuple[DatasetSpec, ...]
     seed: int = 0
-    gpus: int = 0
+    gpus: int = 0                       # GPUs of this machine the study may use (stages run side by side)
     text: TextNormalization | None = None   # normalisation of the recognizers' test scoring (None: none)
+    inception_weights: str | None = None    # pt_inception weights: Inception FID beside the judge's
+    fid_features: str | None = None         # "htr": run a profile that requires Inception FID without it
+    gpus_per_stage: int = 1             # GPUs of one trainer (torchrun DDP when > 1)
 
     def to_json(self) -> dict:
         out = {"profile": self.profile.to_json(), "datasets": [d.to_json() for d in self.datasets],
                "seed": self.seed, "gpus": self.gpus}
         if self.text is not None:        # absent when off, so studies without it keep their hashes
             out["text"] = self.text.to_json()
+        for key in ("inception_weights", "fid_features"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.gpus_per_stage != 1:
+            out["gpus_per_stage"] = self.gpus_per_stage
         return out
 
 
-_TOP_KEYS = {"profile", "seed", "overrides", "datasets", "gpus", "text"}
+_TOP_KEYS = {"profile", "seed", "overrides", "datasets", "gpus", "text", "inception_weights", "fid_features",
+             "gpus_per_stage"}
+FID_FEATURES = ("htr", "inception")
 _DS_KEYS = {"name", "kind", "format", "path", "options"}
 
 
@@ -143,8 +154,10 @@ def parse_dataset_entry(entry, where: str) -> DatasetSpec:
 
 
 def load_study_config(profile: str | None = None, config_file=None, seed: int | None = None,
-                      gpus: int | None = None) -> StudyConfig:
-    """Build and validate the study config (file values, overridden by command-line values)."""
+                      gpus: int | None = None, inception_weights=None, fid_features: str | None = None,
+                      gpus_per_stage: int | None = None) -> StudyConfig:
+    """Build and validate the study config (file values, overridden by command-line values; the
+    Inception weights also from $HTRAUG_INCEPTION_WEIGHTS)."""
     obj = read_config_file(config_file) if config_file else {}
     where = str(config_file) if config_file else "config"
     bad = sorted(set(obj) - _TOP_KEYS)
@@ -172,9 +185,38 @@ def load_study_config(profile: str | None = None, config_file=None, seed: int | 
         raise UserError(f"{where}: seed must be a non-negative integer, got {seed!r}")
     if not isinstance(gpus, int) or gpus < 0:
         raise UserError(f"{where}: gpus must be a non-negative integer, got {gpus!r}")
-    cfg = StudyConfig(profile=prof, datasets=specs, seed=seed, gpus=gpus, text=parse_text_options(obj.get("text"), where))
+    per_stage = obj.get("gpus_per_stage", 1) if gpus_per_stage is None else gpus_per_stage
+    if not isinstance(per_stage, int) or per_stage < 1:
+        raise UserError(f"{where}: gpus_per_stage must be a positive integer, got {per_stage!r}")
+    weights, features = _fid_choice(prof, obj, inception_weights, fid_features, where)
+    cfg = StudyConfig(profile=prof, datasets=specs, seed=seed, gpus=gpus, text=parse_text_options(obj.get("text"), where),
+                      inception_weights=weights, fid_features=features, gpus_per_stage=per_stage)
     validate_study(cfg)
     return cfg
+
+
+def _fid_choice(prof: Profile, obj: dict, weights, features, where: str) -> tuple[str | None, str | None]:
+    """(Inception weights file, explicit FID features): the command line, then the config, then
+    $HTRAUG_INCEPTION_WEIGHTS; a profile that requires Inception FID refuses to go without it
+    unless the features are explicitly 'htr'."""
+    from ..metrics.features import INCEPTION_ENV
+
+    features = features if features is not None else obj.get("fid_features")
+    if features is not None and features not in FID_FEATURES:
+        raise UserError(f"{where}: fid_features must be one of {', '.join(FID_FEATURES)}, got {features!r}")
+    weights = weights or obj.get("inception_weights") or os.environ.get(INCEPTION_ENV) or None
+    if features == "htr":
+        weights = None
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise UserError(f"{where}: inception weights {path} do not exist (the pytorch-fid pt_inception-2015-12-05 file)")
+        weights = str(path.resolve())
+    elif features == "inception" or (prof.requires_inception and features != "htr"):
+        raise UserError(f"profile {prof.name}: its FIDs are the paper's Inception FIDs: pass --inception-weights FILE "
+                        f"(pt_inception-2015-12-05-6726825d.pth; or set {INCEPTION_ENV}), or --fid-features htr to run "
+                        "with the judge's features only (then not comparable with the paper's FID)")
+    return weights, features
 
 
 def validate_study(cfg: StudyConfig) -> None:
@@ -195,4 +237,6 @@ def config_from_json(obj: dict) -> StudyConfig:
     specs = tuple(DatasetSpec(name=d["name"], kind=d.get("kind", "import"), format=d.get("format"),
                               path=d.get("path"), options=d.get("options") or {}) for d in obj["datasets"])
     return StudyConfig(profile=profile_from_json(obj["profile"]), datasets=specs, seed=obj.get("seed", 0),
-                       gpus=obj.get("gpus", 0), text=parse_text_options(obj.get("text"), "config"))
+                       gpus=obj.get("gpus", 0), text=parse_text_options(obj.get("text"), "config"),
+                       inception_weights=obj.get("inception_weights"), fid_features=obj.get("fid_features"),
+                       gpus_per_stage=obj.get("gpus_per_stage", 1))

@@ -2,14 +2,18 @@
 projected duration before any work starts."""
 from __future__ import annotations
 
+import os
+
 from ..profiles import Profile
 
 # Seconds per image-pass at 32×128 with width multiplier 1 (scaled by pixels and width²), plus a
 # per-iteration GAN overhead (φ's BiLSTM, R, gradient balancing). CPU figures: measured on the
-# shared 2-core machine under load and rounded; GPU figures: rough H100-class guesses. The runner
-# rescales every ETA by the speed it observes, so these only set the first estimate.
+# shared 2-core machine under load and rounded. GPU figures: the perf harness's rates on an H100
+# (benchmark/RESULTS.md "GPU (H100)"): the real GAN trainer's 3.19 it/s at 128×512, batch 64, and
+# the recognizer's 1.8k img/s. The runner rescales every ETA by the speed it observes, so these
+# only set the first estimate.
 _COST = {"cpu": {"render": 2.2e-3, "htr": 2.5e-3, "gan": 2e-2, "gan_iter": 0.5, "gen": 2e-3, "metric": 4e-3},
-         "gpu": {"render": 2.2e-3, "htr": 4e-5, "gan": 3.5e-4, "gan_iter": 0.03, "gen": 5e-5, "metric": 2e-4}}
+         "gpu": {"render": 2.2e-3, "htr": 3.5e-5, "gan": 2.76e-4, "gan_iter": 0.03, "gen": 5e-5, "metric": 2e-4}}
 
 
 def htr_images(p: Profile, scale: float) -> float:
@@ -37,6 +41,9 @@ def cost_model(p: Profile, device: str) -> dict[str, float]:
 
 
 def detect_device() -> str:
+    """'gpu' when CUDA is available, else 'cpu'; asked through NVML, so the parent of forked stage
+    workers never initialises CUDA itself."""
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     try:
         import torch
         return "gpu" if torch.cuda.is_available() else "cpu"

@@ -22,6 +22,7 @@ from ..profiles import Profile, gan_train_fields
 from ..stage import Stage, fingerprint_tree, shard_units
 from .config import StudyConfig
 from .cost import cost_model, htr_images
+from ..metrics.features import file_digest
 from .stages import stage_data, stage_gan, stage_gan_final, stage_htr, stage_reuse, stage_synthetic, stage_variant
 
 CODE_VERSION = "study-3"   # bump to invalidate every recorded stage after a semantic change
@@ -70,6 +71,11 @@ def code_fingerprint(packages: tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
+def weights_fingerprint(path) -> str:
+    """The content hash of a weights file (so a stage re-runs when the file changes, not its name)."""
+    return file_digest(Path(path))[:16]
+
+
 def _frac(f: float) -> str:
     return f"f{f:g}"
 
@@ -93,7 +99,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     `fingerprints=False` skips reading imported datasets (enough to list the units)."""
     p, S = cfg.profile, cfg.seed
     cost = cost_model(p, device)
-    div = max(1, cfg.gpus)
+    div = max(1, cfg.gpus_per_stage)   # DDP across a stage's GPUs (stages on separate GPUs run side by side)
     seeds = [S + k for k in range(p.htr_seeds)]
     code = {kind: code_fingerprint(pkgs) for kind, pkgs in CODE_DEPS.items()}
     base = {"code": CODE_VERSION, "seed": S}
@@ -102,6 +108,11 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     if text:
         htr_cfg["text"] = text
     gan_cfg = {"source": code["gan"], **gan_train_fields(p), "r_init": p.gan_r_init, "readers": list(p.gan_readers)}
+    inception = cfg.inception_weights
+    score_cfg = {"fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps, "diversity": [p.diversity_k, p.diversity_m]}
+    if inception:
+        score_cfg["inception"] = weights_fingerprint(inception) if fingerprints else inception
+    extra_gan_seeds = range(S + 1, S + p.gan_seeds)
     stages: list[Stage] = []
     for di, spec in enumerate(cfg.datasets):
         ds = spec.name
@@ -116,7 +127,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
         htr_fn = partial(stage_htr, backend=backend, profile=p, data_stage=d_data, study_seed=S, text=text)
         stages.append(Stage(d_judge, partial(htr_fn, row="real", fraction=1.0, seed=S, syn_stage=None),
                             {**base, **htr_cfg, "row": "real", "fraction": 1.0}, (d_data,), cost=(cost["htr"] + cost["eval"]) / div))
-        gan_common = dict(backend=backend, profile=p, seed=S, data_stage=d_data, judge_stage=d_judge)
+        gan_common = dict(backend=backend, profile=p, seed=S, data_stage=d_data, judge_stage=d_judge, inception=inception)
         gan_inputs = (d_data, d_judge)
         gan_train_common = dict(gan_common)
         if p.gan_r_init:
@@ -134,16 +145,21 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
             gan_train_common["reader_stages"] = readers
         stages.append(Stage(d_gan, partial(stage_gan, variant={}, evaluate=False, **gan_train_common),
                             {**base, **gan_cfg}, gan_inputs, cost=cost["gan"] / div))
+        for gan_seed in extra_gan_seeds:      # the main GAN's other seeds: scored at their best.pt
+            stages.append(Stage(f"{d_gan}.s{gan_seed}", partial(stage_gan, variant={}, evaluate=True, gan_seed=gan_seed,
+                                                               **gan_train_common),
+                                {**base, **gan_cfg, **score_cfg, "gan_seed": gan_seed}, gan_inputs, unit=True,
+                                cost=cost["gan"] / div + cost["final"]))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
-                            {**base, "source": code["gan"], "fid_n": p.fid_n, "gs_n": p.gs_n, "gs_reps": p.gs_reps,
-                             "diversity": [p.diversity_k, p.diversity_m]},
-                            (d_data, d_judge, d_gan), cost=cost["final"]))
+                            {**base, "source": code["gan"], **score_cfg}, (d_data, d_judge, d_gan), cost=cost["final"]))
         stages.append(Stage(d_syn, partial(stage_synthetic, backend=backend, profile=p, seed=S, data_stage=d_data, gan_stage=d_gan),
                             {**base, "source": code["gan"], "n_synthetic": p.n_synthetic}, (d_data, d_gan),
                             cost=cost["generate"]))
-        fractions = sorted(set(p.real_fractions) | {1.0}) if (di == 0 or p.sweep_all_datasets) else [1.0]
+        grid = di == 0 or p.htr_datasets == "all"
+        sweep = set(SWEEP_ROWS) <= set(p.htr_rows) and (di == 0 or p.sweep_all_datasets)
+        fractions = (sorted(set(p.real_fractions) | {1.0}) if sweep else [1.0]) if grid else []
         for fraction in fractions:
-            rows = ROWS if fraction == 1.0 else SWEEP_ROWS
+            rows = [r for r in ROWS if r in p.htr_rows] if fraction == 1.0 else SWEEP_ROWS
             scale = fraction if fraction < 1 else 1.0
             for row in rows:
                 for seed in seeds:
@@ -183,11 +199,14 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                     if variant is None:
                         continue
                     its = p.ablation_iterations or p.gan.iterations
-                    abl_cfg = {**base, **gan_cfg, **variant, "iterations": its, "eval_every": min(p.gan.eval_every, its)}
-                    stages.append(Stage(f"{ds}/ablation/{group}={setting}",
-                                        partial(stage_gan, variant=variant, evaluate=True, iterations=its, **gan_train_common),
-                                        abl_cfg, gan_inputs, unit=True,
-                                        cost=(cost["gan"] * its / p.gan.iterations / div + cost["final"])))
+                    abl_cfg = {**base, **gan_cfg, **variant, **score_cfg, "iterations": its,
+                               "eval_every": min(p.gan.eval_every, its)}
+                    for gan_seed in (S, *extra_gan_seeds):
+                        name = f"{ds}/ablation/{group}={setting}" + (f".s{gan_seed}" if gan_seed != S else "")
+                        stages.append(Stage(name, partial(stage_gan, variant=variant, evaluate=True, iterations=its,
+                                                          gan_seed=gan_seed, **gan_train_common),
+                                            {**abl_cfg, **({"gan_seed": gan_seed} if gan_seed != S else {})}, gan_inputs,
+                                            unit=True, cost=(cost["gan"] * its / p.gan.iterations / div + cost["final"])))
     return stages
 
 

@@ -90,12 +90,12 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     """Run (or resume) a study into `out`; returns the results.json document.
 
     `jobs` > 1 runs that many independent stages at once in forked workers, each with an equal
-    share of this machine's CPUs as torch threads; their progress bars are printed as one status
-    line per running stage every 30 s."""
+    share of this machine's CPUs as torch threads (and, on GPUs, its own `gpus_per_stage` GPUs);
+    their progress bars are printed as one status line per running stage every 30 s."""
     out = Path(out)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     device = device or detect_device()
-    backend = backend or RealBackend(gpus=cfg.gpus, log=log, device="cuda" if device == "gpu" else "cpu")
+    backend = backend or RealBackend(gpus=cfg.gpus_per_stage, log=log, device="cuda" if device == "gpu" else "cpu")
     stages = plan_study(cfg, backend, device)
     targets = select_targets(stages, shard)
     runner = StageRunner(out, stages, log=log)
@@ -112,7 +112,8 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
         preload = getattr(backend, "preload", None)
         if preload:
             preload()   # import once here, not in every forked worker
-    runner.run(targets, jobs=jobs, threads=max(1, available_cpus() // jobs) if jobs > 1 else None)
+    runner.run(targets, jobs=jobs, threads=max(1, available_cpus() // jobs) if jobs > 1 else None,
+               gpu_slots=gpu_slots(cfg, jobs) if device == "gpu" and jobs > 1 else None)
     records = {n: {"result": runner.results[n], "seconds": round(runner.timings[n], 3), "hash": runner.hashes[n]}
                for n in order}
     results = assemble_results(cfg.to_json(), records, shard_units(units, shard), shard,
@@ -121,6 +122,12 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     results["timings"]["projected_s"] = round(projected, 1)
     write_results(out, results)
     return results
+
+
+def gpu_slots(cfg: StudyConfig, jobs: int) -> list[str]:
+    """CUDA_VISIBLE_DEVICES of each parallel stage: `gpus_per_stage` consecutive GPUs apiece."""
+    per = max(1, cfg.gpus_per_stage)
+    return [",".join(str(g) for g in range(k * per, (k + 1) * per)) for k in range(jobs)]
 
 
 def merge_studies(dirs: list[Path], out: Path, log: Callable[[str], None] | None = None) -> dict:

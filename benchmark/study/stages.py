@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 import shutil
 
+from datasets.errors import UserError
 from datasets.files import read_jsonl
 from datasets.format import read_meta
 
@@ -88,18 +89,21 @@ def _thin(records: list[dict], limit: int = 400) -> list[dict]:
 def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row: str, fraction: float,
               seed: int, data_stage: str, syn_stage: str | None, study_seed: int = 0, text: dict | None = None) -> dict:
     """Train one HTR row × seed (resuming its run dir) and evaluate it on the unseen-writer test split
-    (scored after the study config's text normalisation `text`, when it has one)."""
+    and on the validation split (the paper's Table VI reports RIMES validation), scored after the
+    study config's text normalisation `text`, when it has one."""
     data = ctx.inputs[data_stage]
     data_dir = ctx.path(data["dir"])
     syn_dir = ctx.path(ctx.inputs[syn_stage]["dir"]) if syn_stage else None
     n_train = int(data.get("stats", {}).get("train", {}).get("images", 0)) or 1
     opts = htr_options(ctx, profile, data_dir, syn_dir, row, fraction, seed, n_train, study_seed)
     run = backend.train_htr(opts, resume=ctx.resume and (ctx.work / "run").exists())
-    test = backend.evaluate_htr(run, data_dir / "test", ctx.work / "test_predictions.tsv", **({"text": text} if text else {}))
+    scoring = {"text": text} if text else {}
+    test = backend.evaluate_htr(run, data_dir / "test", ctx.work / "test_predictions.tsv", **scoring)
+    val = backend.evaluate_htr(run, data_dir / "val", ctx.work / "val_predictions.tsv", **scoring)
     log = read_jsonl(Path(run) / "log.jsonl")
     return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
             "n_real": (opts["max_train"] or n_train) if row != "synthetic" else 0,
-            "test": _jsonable(test), "curve": run_history(ctx, log)}
+            "test": _jsonable(test), "val": _jsonable(val), "curve": run_history(ctx, log)}
 
 
 def stage_reuse(ctx: StageContext, *, source: str, **fields) -> dict:
@@ -132,11 +136,11 @@ def _generate_once(backend, run: Path, out: Path, n: int, words, seed: int) -> P
 
 
 def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Path, data_dir: Path,
-             judge_run: Path, seed: int, full: bool) -> dict:
+             judge_run: Path, seed: int, full: bool, inception: str | None = None) -> dict:
     """FID (htr features) and GS of a generator against real training images; KID, readability
     and diversity too when `full`. Every generator is scored on the same sample sizes and on the
     same words (the generator samples p_w with the study seed; diversity draws the k most written
-    training words, m times each)."""
+    training words, m times each). With `inception` weights, FID on Inception features too."""
     real = data_dir / "train"
     fake = _generate_once(backend, run, ctx.work / "eval_fake", profile.fid_n, None, seed)
     varied = None
@@ -146,7 +150,7 @@ def gan_eval(ctx: StageContext, backend: StudyBackend, profile: Profile, run: Pa
                                 [w for w in words for _ in range(profile.diversity_m)], seed)
     out = score_generator(real, fake, judge=judge_run, fid_n=profile.fid_n, gs_n=profile.gs_n, gs_reps=profile.gs_reps,
                           seed=seed, full=full, compute=backend.metric, diversity_fake=varied,
-                          diversity_k=profile.diversity_k, diversity_m=profile.diversity_m)
+                          diversity_k=profile.diversity_k, diversity_m=profile.diversity_m, inception_weights=inception)
     return _jsonable(out)
 
 
@@ -161,39 +165,49 @@ def collapse_warnings(final: dict | None, log: list[dict]) -> list[str]:
 
 def stage_gan(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, variant: dict,
               data_stage: str, judge_stage: str, evaluate: bool, iterations: int | None = None,
-              r_init_stage: str | None = None, reader_stages: tuple[str, ...] = ()) -> dict:
-    """Train a GAN (the model or an ablation variant); ablation units also score it (FID, GS).
-    With `r_init_stage`, R starts from that stage's real-only recognizer (not the judge's);
-    `reader_stages` are grid units whose recognizers join R, frozen, in G's step."""
+              r_init_stage: str | None = None, reader_stages: tuple[str, ...] = (), gan_seed: int | None = None,
+              inception: str | None = None) -> dict:
+    """Train a GAN (the model, one of its other seeds, or an ablation variant); units also score it
+    (FID, GS). With `r_init_stage`, R starts from that stage's real-only recognizer (not the
+    judge's); `reader_stages` are grid units whose recognizers join R, frozen, in G's step.
+    `gan_seed` trains with another seed than the study's (which still draws the scored words); a
+    GAN of another seed that diverges is recorded as failed instead of stopping the study."""
     data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
     r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage else None
-    opts = gan_options(ctx, profile, data_dir, judge_run, seed, variant, r_init)
+    opts = gan_options(ctx, profile, data_dir, judge_run, seed if gan_seed is None else gan_seed, variant, r_init)
     if reader_stages:
         opts["readers"] = [str(ctx.path(ctx.inputs[r]["run"])) for r in reader_stages]
     if iterations:
         opts.update(iterations=iterations, eval_every=min(opts["eval_every"], iterations))
-    run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "run").exists()))
-    result = _gan_result(ctx, run, variant)
+    try:
+        run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "run").exists()))
+    except UserError as exc:
+        if gan_seed is None or gan_seed == seed or "diverged" not in str(exc):
+            raise
+        log = run_history(ctx, read_jsonl(ctx.work / "run" / "log.jsonl"))
+        return {"run": ctx.rel(ctx.work / "run"), "variant": variant, "gan_seed": gan_seed, "log": log,
+                "samples": [], "failed": str(exc)}
+    result = {**_gan_result(ctx, run, variant), "gan_seed": seed if gan_seed is None else gan_seed}
     if evaluate:
-        result["final"] = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=False)
+        result["final"] = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=False, inception=inception)
     return result
 
 
 def stage_gan_final(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
-                    data_stage: str, judge_stage: str, gan_stage: str) -> dict:
+                    data_stage: str, judge_stage: str, gan_stage: str, inception: str | None = None) -> dict:
     """Final FID/KID/GS/readability/diversity of the chosen generator, plus its sample grids."""
     data_dir = ctx.path(ctx.inputs[data_stage]["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
     run = ctx.path(ctx.inputs[gan_stage]["run"])
-    final = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True)
+    final = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True, inception=inception)
     grid = backend.sample_grids(run, ctx.work / "sample_grids.png", seed)
     return {"final": final, "grids": [ctx.rel(grid)], "warnings": collapse_warnings(final, ctx.inputs[gan_stage]["log"])}
 
 
 def stage_variant(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int, gan_seed: int, change: dict,
                   data_stage: str, judge_stage: str, r_init_stage: str | None = None,
-                  reader_stages: tuple[str, ...] = (), text: dict | None = None) -> dict:
+                  reader_stages: tuple[str, ...] = (), text: dict | None = None, inception: str | None = None) -> dict:
     """One GAN variant (a change of the main GAN's recipe) and seed, scored like the main GAN
     (full metrics), plus its usefulness: a recognizer trained on its words only, tested on real
     test writers. Each part resumes on its own (work/gan, work/synthetic, work/htr)."""
@@ -207,7 +221,7 @@ def stage_variant(ctx: StageContext, *, backend: StudyBackend, profile: Profile,
         opts["readers"] = [str(ctx.path(ctx.inputs[r]["run"])) for r in reader_stages]
     run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "gan").exists()))
     result = {**_gan_result(ctx, run, change), "gan_seed": gan_seed}
-    result["final"] = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True)
+    result["final"] = gan_eval(ctx, backend, profile, run, data_dir, judge_run, seed, full=True, inception=inception)
     result["warnings"] = collapse_warnings(result["final"], result["log"])
     syn = _generate_once(backend, run, ctx.work / "synthetic", profile.n_synthetic, None, seed)
     n_train = int(data.get("stats", {}).get("train", {}).get("images", 0)) or 1
