@@ -98,13 +98,20 @@ def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = Fal
     """Print the projected duration before any work: on this machine, and for the paper profiles
     (or a CPU machine) the GPU-hours and the wall time on 1, 4 and 8 GPUs (stages side by side,
     --gpus-per-stage GPUs each), from the cost model's measured rates."""
-    import dataclasses
-
     from .runner import StageRunner, format_seconds
     from .study import plan_study, select_targets
 
+    speed = None
+    if device == "cpu":
+        from .study.run import CALIBRATE_ABOVE_S, timed_calibration
+        stages = plan_study(cfg, backend=None, device="cpu", fingerprints=False)
+        runner = StageRunner(out, stages, log=_log)
+        if runner.projected(runner.closure(select_targets(stages, shard)), jobs) > CALIBRATE_ABOVE_S:
+            from datasets.cpus import available_cpus
+            speed = timed_calibration(max(1, available_cpus() // jobs), _log)
+
     def plan(dev: str):
-        stages = plan_study(cfg, backend=None, device=dev, fingerprints=False)
+        stages = plan_study(cfg, backend=None, device=dev, fingerprints=False, speed=speed if dev == "cpu" else None)
         runner = StageRunner(out, stages, log=_log)
         return runner, runner.closure(select_targets(stages, shard)), {s.name: s for s in stages}
 

@@ -22,9 +22,15 @@ def htr_images(p: Profile, scale: float) -> float:
     return min(images, p.htr.max_steps * p.htr.batch_size) if p.htr.max_steps else images
 
 
-def cost_model(p: Profile, device: str) -> dict[str, float]:
-    """Projected seconds for each kind of stage of profile `p` on `device` ('cpu' or 'gpu')."""
-    c = _COST[device]
+def cost_model(p: Profile, device: str, speed: dict[str, float] | None = None) -> dict[str, float]:
+    """Projected seconds for each kind of stage of profile `p` on `device` ('cpu' or 'gpu');
+    `speed` (from `calibrate`) scales the CPU figures to this machine."""
+    c = dict(_COST[device])
+    if speed:
+        for key in ("htr",):
+            c[key] *= speed["htr"]
+        for key in ("gan", "gan_iter", "gen", "metric"):
+            c[key] *= speed["gan"]
     px = p.height * p.width / (32 * 128)
     n_all = p.n_train + p.n_val + p.n_test
     evals = max(1, p.gan.iterations // max(1, p.gan.eval_every))
@@ -49,3 +55,65 @@ def detect_device() -> str:
         return "gpu" if torch.cuda.is_available() else "cpu"
     except Exception:
         return "cpu"
+
+
+# The calibration workloads: recognizer training steps at 32×128, width 1.0, batch 32, and GAN
+# iterations at the quick size (channel multiplier 0.5, batch 16). What the CPU cost table predicts
+# for one of each is the reference their measured time is divided by.
+CAL_HTR_BATCH, CAL_GAN_BATCH, CAL_GAN_MULT = 32, 16, 0.5
+
+
+def calibration_reference() -> dict[str, float]:
+    """The CPU cost table's seconds for one calibration step of each kind (32×128: px = 1)."""
+    c = _COST["cpu"]
+    return {"htr": c["htr"] * CAL_HTR_BATCH, "gan": c["gan_iter"] + c["gan"] * CAL_GAN_MULT ** 2 * CAL_GAN_BATCH}
+
+
+def calibration_workloads(threads: int) -> dict[str, float]:
+    """Median seconds of a recognizer training step (5 timed) and of a GAN iteration (D + R +
+    balanced G, 2 timed) of the calibration workloads on `threads` torch threads."""
+    import statistics
+    import time
+
+    import torch
+
+    from datasets.cpus import torch_threads
+    from htr.model import GatedCRNN, ctc_loss
+
+    from ..perf.harness import NAIVE, make_gan_step
+    from ..profiles import PROFILES
+
+    def median_time(step, warmup: int, reps: int) -> float:
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    with torch_threads(threads):
+        torch.manual_seed(0)
+        model = GatedCRNN(87, 32, 1.0, dropout=0.3)
+        opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
+        b = CAL_HTR_BATCH
+        x, targets, lengths = torch.randn(b, 1, 32, 128), torch.randint(1, 87, (b * 6,)), torch.full((b,), 6)
+
+        def htr_step():
+            loss = ctc_loss(model(x), targets, lengths)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        quick = PROFILES["quick"]
+        assert quick.gan.channel_mult == CAL_GAN_MULT and (quick.height, quick.width) == (32, 128)
+        gan_step, _ = make_gan_step(quick, torch.device("cpu"), NAIVE, CAL_GAN_BATCH)
+        return {"htr": median_time(htr_step, 2, 5), "gan": median_time(gan_step, 1, 2)}
+
+
+def calibrate(threads: int) -> dict[str, float]:
+    """This machine's CPU speed against the cost table: {'htr': f, 'gan': f}, each the ratio of a
+    calibration step's measured time to the table's (2: stages will take twice the table's time)."""
+    measured, reference = calibration_workloads(threads), calibration_reference()
+    return {k: measured[k] / reference[k] for k in measured}

@@ -93,12 +93,13 @@ def gan_reader_units(p: Profile, ds: str, seeds: list[int], study_seed: int) -> 
 
 
 def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cpu",
-               fingerprints: bool = True) -> list[Stage]:
+               fingerprints: bool = True, speed: dict[str, float] | None = None) -> list[Stage]:
     """The full stage graph of a study (prerequisites and grid units), deterministic for cfg.
 
-    `fingerprints=False` skips reading imported datasets (enough to list the units)."""
+    `fingerprints=False` skips reading imported datasets (enough to list the units); `speed`
+    scales the stages' projected seconds to this machine (cost.calibrate)."""
     p, S = cfg.profile, cfg.seed
-    cost = cost_model(p, device)
+    cost = cost_model(p, device, speed)
     div = max(1, cfg.gpus_per_stage)   # DDP across a stage's GPUs (stages on separate GPUs run side by side)
     seeds = [S + k for k in range(p.htr_seeds)]
     code = {kind: code_fingerprint(pkgs) for kind, pkgs in CODE_DEPS.items()}

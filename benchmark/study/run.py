@@ -19,7 +19,7 @@ from ..runner import StageRunner, format_seconds
 from ..stage import shard_units
 from .assemble import assemble_results
 from .config import StudyConfig, config_from_json
-from .cost import detect_device
+from .cost import calibrate, detect_device
 from .plan import plan_study, select_targets
 
 
@@ -95,11 +95,18 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     out = Path(out)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     device = device or detect_device()
+    real = backend is None
     backend = backend or RealBackend(gpus=cfg.gpus_per_stage, log=log, device="cuda" if device == "gpu" else "cpu")
+    threads = max(1, available_cpus() // jobs) if jobs > 1 else None
     stages = plan_study(cfg, backend, device)
-    targets = select_targets(stages, shard)
     runner = StageRunner(out, stages, log=log)
-    order = runner.closure(targets)
+    order = runner.closure(select_targets(stages, shard))
+    if real and device == "cpu" and runner.projected(order, jobs) > CALIBRATE_ABOVE_S:
+        speed = timed_calibration(threads or available_cpus(), log)
+        stages = plan_study(cfg, backend, device, speed=speed)
+        runner = StageRunner(out, stages, log=log)
+        order = runner.closure(select_targets(stages, shard))
+    targets = select_targets(stages, shard)
     projected = runner.projected(order, jobs)
     units = [s.name for s in stages if s.unit]
     log(f"study {cfg.profile.name}: {len(cfg.datasets)} dataset(s), {len(order)} stage(s)"
@@ -112,7 +119,7 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
         preload = getattr(backend, "preload", None)
         if preload:
             preload()   # import once here, not in every forked worker
-    runner.run(targets, jobs=jobs, threads=max(1, available_cpus() // jobs) if jobs > 1 else None,
+    runner.run(targets, jobs=jobs, threads=threads,
                gpu_slots=gpu_slots(cfg, jobs) if device == "gpu" and jobs > 1 else None)
     records = {n: {"result": runner.results[n], "seconds": round(runner.timings[n], 3), "hash": runner.hashes[n]}
                for n in order}
@@ -122,6 +129,18 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     results["timings"]["projected_s"] = round(projected, 1)
     write_results(out, results)
     return results
+
+
+CALIBRATE_ABOVE_S = 600   # calibrate the ETA on this machine when the table projects more than this
+
+
+def timed_calibration(threads: int, log: Callable[[str], None]) -> dict[str, float]:
+    """Calibrate the CPU cost table on this machine (a few seconds) and say so."""
+    t0 = time.perf_counter()
+    speed = calibrate(threads)
+    log(f"ETA calibrated on this machine in {time.perf_counter() - t0:.0f}s ({threads} thread(s) per stage): "
+        f"recognizer steps ×{speed['htr']:.2f}, GAN iterations ×{speed['gan']:.2f} the cost table's time")
+    return speed
 
 
 def gpu_slots(cfg: StudyConfig, jobs: int) -> list[str]:

@@ -1,0 +1,33 @@
+"""The study's cost model and its calibration on this machine (the first ETA)."""
+import pytest
+
+from benchmark.profiles import PROFILES
+from benchmark.study import cost
+from benchmark.study.run import timed_calibration
+
+
+def test_speed_scales_the_cpu_figures_not_the_fixed_overheads():
+    p = PROFILES["quick"]
+    base = cost.cost_model(p, "cpu")
+    fast = cost.cost_model(p, "cpu", {"htr": 2.0, "gan": 3.0})
+    assert fast["htr"] - 3.0 == pytest.approx(2.0 * (base["htr"] - 3.0))
+    assert fast["generate"] - 1.0 == pytest.approx(3.0 * (base["generate"] - 1.0))
+    assert 2.9 * base["gan"] < fast["gan"] < 3.0 * base["gan"]      # all but its fixed start-up
+    assert fast["data"] == base["data"]
+
+
+def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
+    ref = cost.calibration_reference()
+    monkeypatch.setattr(cost, "calibration_workloads", lambda threads: {"htr": 2 * ref["htr"], "gan": 0.5 * ref["gan"]})
+    assert cost.calibrate(1) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
+    lines = []
+    import benchmark.study.run as run
+    monkeypatch.setattr(run, "calibrate", cost.calibrate)
+    assert timed_calibration(1, lines.append) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
+    assert "ETA calibrated on this machine" in lines[0] and "×2.00" in lines[0]
+
+
+@pytest.mark.slow
+def test_calibration_workloads_run(one_thread):
+    times = cost.calibration_workloads(1)
+    assert times["htr"] > 0 and times["gan"] > 0
