@@ -22,12 +22,12 @@ def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
     assert cost.calibrate(1) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
     lines = []
     import benchmark.study.run as run
-    monkeypatch.setattr(run, "calibrate", cost.calibrate)
-    assert timed_calibration(1, lines.append) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
+    monkeypatch.setattr(run, "calibrate", lambda threads, jobs: cost.calibrate(threads))
+    assert timed_calibration(1, lines.append, 2) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
     assert "ETA calibrated on this machine" in lines[0] and "×2.00" in lines[0]
 
 
 @pytest.mark.slow
-def test_calibration_workloads_run(one_thread):
-    times = cost.calibration_workloads(1)
-    assert times["htr"] > 0 and times["gan"] > 0
+def test_calibration_runs_in_parallel_workers():
+    speed = cost.calibrate(1, jobs=2)
+    assert speed["htr"] > 0 and speed["gan"] > 0

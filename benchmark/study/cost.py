@@ -112,8 +112,27 @@ def calibration_workloads(threads: int) -> dict[str, float]:
         return {"htr": median_time(htr_step, 2, 5), "gan": median_time(gan_step, 1, 2)}
 
 
-def calibrate(threads: int) -> dict[str, float]:
+def _calibration_worker(threads: int, start, out) -> None:
+    start.wait()
+    out.put(calibration_workloads(threads))
+
+
+def calibrate(threads: int, jobs: int = 1) -> dict[str, float]:
     """This machine's CPU speed against the cost table: {'htr': f, 'gan': f}, each the ratio of a
-    calibration step's measured time to the table's (2: stages will take twice the table's time)."""
-    measured, reference = calibration_workloads(threads), calibration_reference()
-    return {k: measured[k] / reference[k] for k in measured}
+    calibration step's measured time to the table's (2: stages will take twice the table's time).
+    With `jobs` > 1 that many workers measure at once, as the study's stages will run."""
+    if jobs <= 1:
+        measured = [calibration_workloads(threads)]
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")     # fresh interpreters: no OpenMP pool crosses a fork
+        start, out = ctx.Barrier(jobs), ctx.Queue()
+        procs = [ctx.Process(target=_calibration_worker, args=(threads, start, out)) for _ in range(jobs)]
+        for proc in procs:
+            proc.start()
+        measured = [out.get() for _ in procs]
+        for proc in procs:
+            proc.join()
+    reference = calibration_reference()
+    return {k: sum(m[k] for m in measured) / len(measured) / reference[k] for k in reference}

@@ -102,7 +102,7 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     runner = StageRunner(out, stages, log=log)
     order = runner.closure(select_targets(stages, shard))
     if real and device == "cpu" and runner.projected(order, jobs) > CALIBRATE_ABOVE_S:
-        speed = timed_calibration(threads or available_cpus(), log)
+        speed = timed_calibration(threads or available_cpus(), log, jobs)
         stages = plan_study(cfg, backend, device, speed=speed)
         runner = StageRunner(out, stages, log=log)
         order = runner.closure(select_targets(stages, shard))
@@ -134,11 +134,13 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
 CALIBRATE_ABOVE_S = 600   # calibrate the ETA on this machine when the table projects more than this
 
 
-def timed_calibration(threads: int, log: Callable[[str], None]) -> dict[str, float]:
-    """Calibrate the CPU cost table on this machine (a few seconds) and say so."""
+def timed_calibration(threads: int, log: Callable[[str], None], jobs: int = 1) -> dict[str, float]:
+    """Calibrate the CPU cost table on this machine (a few seconds; `jobs` stages at once, as the
+    study will run them) and say so."""
     t0 = time.perf_counter()
-    speed = calibrate(threads)
-    log(f"ETA calibrated on this machine in {time.perf_counter() - t0:.0f}s ({threads} thread(s) per stage): "
+    speed = calibrate(threads, jobs)
+    log(f"ETA calibrated on this machine in {time.perf_counter() - t0:.0f}s ({jobs} stage(s) at once, "
+        f"{threads} thread(s) each): "
         f"recognizer steps ×{speed['htr']:.2f}, GAN iterations ×{speed['gan']:.2f} the cost table's time")
     return speed
 
