@@ -78,7 +78,9 @@ def test_gan_seeds_give_mean_std_and_the_papers_independent_selection(tmp_path, 
     cfg = load_study_config("smoke", seed=0)
     assert cfg.profile.gan_seeds == 2
     stages = {s.name for s in plan_study(cfg, backend=None)}
-    assert {"rimes-like/gan.s1", "arabic-like/gan.s1", "rimes-like/ablation/loss=gan.s1"} <= stages
+    assert {"rimes-like/gan.s1", "arabic-like/gan.s1"} <= stages and "rimes-like/ablation/loss=gan.s1" not in stages
+    cfg = replace(cfg, profile=replace(cfg.profile, ablation_seeds=None))      # ablations follow gan_seeds
+    assert "rimes-like/ablation/loss=gan.s1" in {s.name for s in plan_study(cfg, backend=None)}
     res = run_study(cfg, tmp_path, backend=fake_backend(), **QUIET)
     seeds = res["datasets"]["rimes-like"]["gan"]["seeds"]
     assert seeds["n_seeds"] == 2 and seeds["failed"] == 0 and [r["seed"] for r in seeds["per_seed"]] == [0, 1]

@@ -202,7 +202,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                     its = p.ablation_iterations or p.gan.iterations
                     abl_cfg = {**base, **gan_cfg, **variant, **score_cfg, "iterations": its,
                                "eval_every": min(p.gan.eval_every, its)}
-                    for gan_seed in (S, *extra_gan_seeds):
+                    for gan_seed in range(S, S + (p.ablation_seeds or p.gan_seeds)):
                         name = f"{ds}/ablation/{group}={setting}" + (f".s{gan_seed}" if gan_seed != S else "")
                         stages.append(Stage(name, partial(stage_gan, variant=variant, evaluate=True, iterations=its,
                                                           gan_seed=gan_seed, **gan_train_common),
