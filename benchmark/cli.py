@@ -7,6 +7,14 @@ import os
 import sys
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: "htraug htr train: error: ... (see htraug htr train --help)".
+    Every command's parser is one (sub-parsers take their parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def command_group(sub, name: str, help: str) -> argparse._SubParsersAction:
     """Add a command group (e.g. `htraug data ...`) and return its sub-parsers."""
     p = sub.add_parser(name, help=help, description=help)
@@ -26,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .profiles import PROFILES, gan_train_fields
     from datasets.version import package_version
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="htraug",
         description="Benchmark suite for handwritten-text-recognition data augmentation with a "
                     "word-conditioned GAN (Alonso et al., ICDAR 2019).",
@@ -47,12 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from datasets.errors import UserError
+    from datasets.interrupts import Terminated, install
     from datasets.version import python_problem
 
     problem = python_problem()
     if problem:
         print(f"htraug: error: {problem}", file=sys.stderr)
         return 2
+    install()          # SIGTERM unwinds like Ctrl-C: staging removed, locks released, last.pt written
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -63,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"htraug: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("htraug: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("htraug: interrupted", file=sys.stderr)
         return 130
@@ -71,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # The last resort for a file problem no command turned into a message of its own.
+        if os.environ.get("HTRAUG_DEBUG"):
+            raise
+        from datasets.files import os_error_message
+        where = exc.filename if getattr(exc, "filename", None) else "a file"
+        print(f"htraug: error: {os_error_message(exc, where, 'access')}", file=sys.stderr)
+        return 2
     except MemoryError:
         print("htraug: error: out of memory (try a smaller --batch-size or profile)", file=sys.stderr)
         return 1

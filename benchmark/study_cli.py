@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 import sys
 
-from datasets.errors import UserError
+from datasets.options import non_negative_int, positive_int
 
 
 def register(sub, study) -> None:
@@ -18,9 +18,9 @@ def register(sub, study) -> None:
     run.add_argument("--config", type=Path, help="JSON or TOML study config (profile, seed, overrides, datasets)")
     run.add_argument("--out", type=Path, help="study directory (default: studies/PROFILE)")
     run.add_argument("--shard", help="run only grid-unit slice i/N (0-based), e.g. 0/4 for a 4-job array")
-    run.add_argument("--gpus", type=int, default=None, metavar="N",
+    run.add_argument("--gpus", type=non_negative_int, default=None, metavar="N",
                      help="GPUs of this machine: independent stages run side by side, --gpus-per-stage each")
-    run.add_argument("--gpus-per-stage", type=int, default=None, metavar="K",
+    run.add_argument("--gpus-per-stage", type=positive_int, default=None, metavar="K",
                      help="GPUs of one trainer, under torchrun (DDP) when K > 1 (default 1)")
     run.add_argument("--inception-weights", metavar="FILE", default=None,
                      help="pytorch-fid pt_inception-2015-12-05-6726825d.pth (or $HTRAUG_INCEPTION_WEIGHTS): Inception "
@@ -28,8 +28,8 @@ def register(sub, study) -> None:
     run.add_argument("--fid-features", choices=("htr", "inception"), default=None,
                      help="htr: run a profile that needs Inception FID with the judge's features only (not "
                           "comparable with the paper's FID); inception: refuse to start without the weights")
-    run.add_argument("--seed", type=int, default=None, help="the one seed for data, training and evaluation")
-    run.add_argument("--jobs", type=int, default=None, metavar="N",
+    run.add_argument("--seed", type=non_negative_int, default=None, help="the one seed for data, training and evaluation")
+    run.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                      help="stages run at once, each with CPUs/N torch threads (default: on a CPU-only machine "
                           "min(4, CPUs); with a GPU 1). The same N gives the same numbers")
     run.add_argument("--dry-run", action="store_true", help="print the stage plan and projected duration, run nothing")
@@ -69,8 +69,6 @@ def cmd_run(args) -> int:
     out = args.out or Path("studies") / cfg.profile.name
     device = detect_device()
     jobs = default_jobs(device, cfg.gpus, cfg.gpus_per_stage) if args.jobs is None else args.jobs
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: must be ≥ 1")
     if args.dry_run or cfg.profile.name.startswith("paper"):
         print_projection(cfg, out, shard, device, list_stages=args.dry_run, jobs=jobs)
         if args.dry_run:

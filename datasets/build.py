@@ -21,6 +21,7 @@ from .errors import UserError
 from .fonts import FontInfo, load_pool, require_raqm, uncovered
 from .files import StagingDir
 from .format import DatasetMeta, DatasetWriter, write_collection_meta
+from .options import Options, option, parse_comma_list
 from .progress import progress
 from .render import Renderer, WriterStyle, encode_png, random_writer
 from .words import WordPrior, make_prior
@@ -30,32 +31,26 @@ SPLITS = ("train", "val", "test")
 CHUNK = 64  # images per task; fixed so that output is independent of the worker count
 
 
-@dataclass(frozen=True)
-class BuildConfig:
-    """Everything that determines a stand-in dataset's bytes (workers and progress do not)."""
+@dataclass(frozen=True, kw_only=True)
+class BuildConfig(Options):
+    """Everything that determines a stand-in dataset's bytes (workers and progress do not); the
+    options of `htraug data build`, checked on construction."""
 
-    kind: str
-    n_train: int = 2000
-    n_val: int = 300
-    n_test: int = 300
-    height: int = 128
-    width: int = 512
-    seed: int = 0
-    fonts: tuple[str, ...] | None = None
-    writers_per_font: int = 24
+    kind: str = option(help="which stand-in to build", flag="--dataset", choices=tuple(KINDS))
+    n_train: int = option(2000, "training images", flag="--train", metavar="N", min=1)
+    n_val: int = option(300, "validation images", flag="--val", metavar="N", min=0)
+    n_test: int = option(300, "test images", flag="--test", metavar="N", min=0)
+    height: int = option(128, "image height in pixels (the paper's: 128)", metavar="H", min=8)
+    width: int = option(512, "image width; wider words are rejected and counted", metavar="W", min=8)
+    seed: int = option(0, "random seed", min=0)
+    fonts: tuple[str, ...] | None = option(None, "comma-separated font file names or paths replacing the default pool",
+                                           metavar="LIST", parse=parse_comma_list)
+    writers_per_font: int = option(24, "synthetic writers (styles) per font (train, val and test need their own)",
+                                   metavar="K", min=3)
 
-    def validate(self) -> None:
-        if self.kind not in KINDS:
-            raise UserError(f"unknown stand-in dataset {self.kind!r}; expected one of {', '.join(KINDS)}")
-        for key in ("n_train", "n_val", "n_test"):
-            if getattr(self, key) < 0:
-                raise UserError(f"--{key[2:]} must be ≥ 0, got {getattr(self, key)}")
-        if self.n_train < 1:
-            raise UserError("--train must be ≥ 1")
-        if self.height < 8 or self.width < self.height:
-            raise UserError(f"image size {self.height}x{self.width}: height must be ≥ 8 and width ≥ height")
-        if self.writers_per_font < 3:
-            raise UserError("writers_per_font must be ≥ 3 (train, val and test need their own writers)")
+    def check(self) -> None:
+        if self.width < self.height:
+            raise UserError(f"image size {self.height}x{self.width}: the width must be ≥ the height")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -214,9 +209,8 @@ def build_standin(kind: str, out, n_train: int = 2000, n_val: int = 300, n_test:
     """Build a stand-in collection at `out` (train/val/test dataset directories + samples.png)."""
     if isinstance(fonts, str):
         fonts = [f.strip() for f in fonts.split(",") if f.strip()]
-    config = BuildConfig(kind, n_train, n_val, n_test, height, width, seed,
-                         tuple(fonts) if fonts else None, writers_per_font)
-    config.validate()
+    config = BuildConfig(kind=kind, n_train=n_train, n_val=n_val, n_test=n_test, height=height, width=width, seed=seed,
+                         fonts=tuple(fonts) if fonts else None, writers_per_font=writers_per_font)
     language = KINDS[kind]
     direction = LANGUAGE_DIRECTION[language]
     alphabet = for_language(language)

@@ -20,24 +20,19 @@ def register(group) -> None:
                     "Train, val and test use disjoint writers (font + fixed style). The output is byte-identical "
                     "for the same options and seed, whatever --workers.",
         epilog="example: htraug data build --dataset rimes-like --out data/rimes-like --train 20000 --val 2000 --test 2000")
-    b.add_argument("--dataset", required=True, choices=["rimes-like", "arabic-like"], help="which stand-in to build")
+    from .build import BuildConfig
+    from .options import add_arguments, positive_int
+
+    add_arguments(b, BuildConfig, required=("kind",), skip=("fonts",))
     b.add_argument("--out", required=True, type=Path, help="output collection folder (must not exist unless --overwrite)")
-    b.add_argument("--train", type=int, default=2000, metavar="N", help="training images (default 2000)")
-    b.add_argument("--val", type=int, default=300, metavar="N", help="validation images (default 300)")
-    b.add_argument("--test", type=int, default=300, metavar="N", help="test images (default 300)")
-    b.add_argument("--height", type=int, default=128, metavar="H", help="image height in pixels (default 128, the paper's)")
-    b.add_argument("--width", type=int, default=512, metavar="W", help="image width; wider words are rejected and counted (default 512)")
-    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fonts = b.add_mutually_exclusive_group()
-    fonts.add_argument("--fonts", metavar="LIST", help="comma-separated font file names or paths replacing the default pool")
+    add_arguments(fonts, BuildConfig, skip=tuple(f for f in BuildConfig.__dataclass_fields__ if f != "fonts"))
     fonts.add_argument("--font-dir", metavar="DIR", help="look the default pool's fonts up in DIR instead of the system font folders")
-    b.add_argument("--workers", type=int, default=None, metavar="W", help="rendering processes (default: all CPU cores); does not change the output")
-    b.add_argument("--writers-per-font", type=int, default=24, metavar="K", help="synthetic writers (styles) per font (default 24)")
+    b.add_argument("--workers", type=positive_int, default=None, metavar="W", help="rendering processes (default: all CPU cores); does not change the output")
     b.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     b.set_defaults(func=_cmd_build)
 
     from .importers.options import ImportOptions
-    from .options import add_arguments
 
     i = group.add_parser(
         "import", formatter_class=fmt, help="import a real dataset as distributed (RIMES, IAM, KHATT, MADCAT, folder + TSV)",
@@ -74,19 +69,21 @@ def register(group) -> None:
                                      "the canvas drops as too wide; the alphabet and the symbols the labels use; what "
                                      "the import left out.")
     s.add_argument("dir", type=Path, metavar="DIR", help="dataset directory or collection folder")
-    s.add_argument("--height", type=int, metavar="H",
+    s.add_argument("--height", type=positive_int, metavar="H",
                    help="canvas height (default: the dataset's, else the import's, else 128, the paper's)")
-    s.add_argument("--width", type=int, metavar="W", help="canvas width (default 4 x H)")
+    s.add_argument("--width", type=positive_int, metavar="W", help="canvas width (default 4 x H)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=_cmd_stats)
 
 
 def _cmd_build(args) -> int:
-    from .build import build_standin
+    from .build import BuildConfig, build_standin
+    from .options import from_args
 
-    out = build_standin(args.dataset, args.out, args.train, args.val, args.test, args.height, args.width,
-                        args.seed, fonts=args.fonts, font_dir=args.font_dir, workers=args.workers,
-                        overwrite=args.overwrite, writers_per_font=args.writers_per_font)
+    c = from_args(BuildConfig, args)
+    out = build_standin(c.kind, args.out, c.n_train, c.n_val, c.n_test, c.height, c.width, c.seed, fonts=c.fonts,
+                        font_dir=args.font_dir, workers=args.workers, overwrite=args.overwrite,
+                        writers_per_font=c.writers_per_font)
     _print_stats(out)
     return 0
 

@@ -87,10 +87,14 @@ class Dataset:
         return read_grey_png(self.image_path(i), self.root / LABELS, i + 1)
 
 
-def read_grey_png(path: Path, labels_path: Path | None = None, line: int | None = None) -> np.ndarray:
-    """Load an image as uint8 greyscale, with a one-line error naming the file on failure."""
+def read_grey_png(path: Path, labels_path: Path | None = None, line: int | None = None,
+                  data: bytes | None = None) -> np.ndarray:
+    """Load an image as uint8 greyscale (from `data`, its bytes, when given), with a one-line
+    error naming the file on failure."""
+    import io
+
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data) if data is not None else path) as im:
             im.load()
             if im.mode.startswith("I;16"):   # 16-bit grey: Pillow's convert("L") would clip it at 255
                 return (np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)

@@ -257,3 +257,54 @@ def parse_none_or_float(text: str) -> float | None:
 def parse_comma_list(text: str) -> list[str]:
     """'a,b,c' → ['a', 'b', 'c'] (empty items dropped)."""
     return [item for item in text.split(",") if item]
+
+
+# ----------------------------------------------------------------------------------------------
+# Bounded numbers for the flags that commands declare by hand (argparse `type=` functions)
+# ----------------------------------------------------------------------------------------------
+
+def number(kind: type = int, **bounds) -> Callable[[str], Any]:
+    """An argparse `type` reading an int (or a finite float) within `bounds` (min ≥, gt >, max ≤,
+    lt <, as in `option`): the flag's one description of what it accepts. A bad value stops the
+    parser with e.g. "argument --batch-size: must be ≥ 1, got 0"."""
+    unknown = set(bounds) - set(_BOUNDS)
+    if unknown:
+        raise TypeError(f"unknown bound(s) {sorted(unknown)}")
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        for key, bound in bounds.items():
+            word, ok = _BOUNDS[key]
+            if not ok(value, bound):
+                raise argparse.ArgumentTypeError(f"must be {word} {bound}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__        # argparse names the type in its own messages
+    parse.bounds = dict(bounds)           # type: ignore[attr-defined]  (read by the tests' fuzz harness)
+    return parse
+
+
+positive_int = number(int, min=1)
+non_negative_int = number(int, min=0)
+positive_float = number(float, gt=0)
+non_negative_float = number(float, min=0)
+probability = number(float, min=0, max=1)
+
+
+def comma_choices(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """An argparse `type` reading a comma-separated list of `choices` (at least one)."""
+    def parse(text: str) -> list[str]:
+        items = parse_comma_list(text)
+        bad = [i for i in items if i not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
+        return items
+
+    parse.__name__ = "list"
+    return parse

@@ -12,6 +12,7 @@ import sys
 
 from tqdm.auto import tqdm
 
+from .errors import UserError
 from .files import atomic_write_text
 
 PROGRESS_FILE_ENV = "HTRAUG_PROGRESS_FILE"
@@ -28,7 +29,7 @@ class LatestLineFile:
         if line:
             try:
                 atomic_write_text(self.path, line + "\n")
-            except OSError:   # progress is advisory: never fail the work over it
+            except (OSError, UserError):   # progress is advisory: never fail the work over it
                 pass
         return len(text)
 

@@ -11,8 +11,15 @@ with a format name and version; both files are written atomically.
 The resume rule (`RESUME_RULE`, shown in both trainers' --help): a new run needs an absent or
 empty RUN. `--resume` continues RUN from last.pt with the options it was started with; options
 given again must agree on every field that defines the run (budgets, evaluation cadence and the
-device may change); a RUN cut off before its first checkpoint starts afresh. `--resume` on a RUN
-that does not exist is an error.
+device may change); a RUN cut off before its first checkpoint starts afresh (with a warning).
+`--resume` on a RUN that does not exist is an error. Paths are compared resolved, against the
+resolved paths the run recorded when it started (so a run resumes from any working directory),
+and every dataset the run trains on must still have the labels.tsv and meta.json it started with
+(`run_inputs`, recorded in config.json and last.pt).
+
+While a trainer runs, `run_lock` holds its RUN exclusive (a second trainer on the same RUN stops
+at once, naming the first one's pid), and `RunDir.open` removes the temporary files that a killed
+writer left in RUN.
 
 TensorBoard (`--tensorboard DIR` of both trainers, the `tensorboard` package): when the run's
 options (config.json) name a `tensorboard` directory, `RunDir.log` also writes each record there
@@ -24,13 +31,19 @@ log.jsonl: its first event purges what was logged after the checkpoint it contin
 from __future__ import annotations
 
 import atexit
+from contextlib import contextmanager
 from dataclasses import dataclass
+import hashlib
+import io
 import json
 import math
 from pathlib import Path
+import sys
+from typing import Iterator
 
 from .errors import UserError
-from .files import append_jsonl, atomic_file, atomic_write_json, parse_json_file, rewind_jsonl
+from .files import append_jsonl, atomic_file, atomic_write_json, exclusive, parse_json_file, remove_stale, rewind_jsonl
+from .options import path_fields, run_defining
 
 LAST, BEST, CONFIG, LOG = "last.pt", "best.pt", "config.json", "log.jsonl"
 NO_RUN = "{path}: no run to resume (the directory does not exist; drop --resume to start one)"
@@ -51,11 +64,15 @@ class CheckpointFormat:
 
 
 def save_checkpoint(obj: dict, path) -> None:
-    """torch.save through a temporary file in the same folder and a rename."""
+    """torch.save through a temporary file in the same folder and a rename. The checkpoint is
+    serialised in memory first, so that a full disk is an OSError of the write (a one-line error
+    naming `path`), not an error inside torch's writer."""
     import torch
 
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     with atomic_file(path, "wb") as f:
-        torch.save(obj, f)
+        f.write(buf.getbuffer())
 
 
 def read_checkpoint(path, fmt: CheckpointFormat, device="cpu") -> dict:
@@ -98,12 +115,69 @@ def _comparable(value, is_path: bool):
     return str(Path(value).resolve())
 
 
-def check_same_run(stored: dict, new: dict, identity: tuple[str, ...], paths: tuple[str, ...], where) -> None:
-    """Refuse to resume a run with options that change what it trains (paths compared resolved)."""
-    diff = [k for k in identity if k in stored and _comparable(stored[k], k in paths) != _comparable(new.get(k), k in paths)]
+def check_same_run(stored: dict, new: dict, identity: tuple[str, ...], paths: tuple[str, ...], where,
+                   resolved: dict | None = None) -> None:
+    """Refuse to resume a run with options that change what it trains (paths compared resolved;
+    `resolved`: the stored paths as the run resolved them when it started)."""
+    resolved = resolved if isinstance(resolved, dict) else {}
+
+    def before(k):
+        return resolved[k] if k in paths and k in resolved else _comparable(stored[k], k in paths)
+
+    diff = [k for k in identity if k in stored and before(k) != _comparable(new.get(k), k in paths)]
     if diff:
         changes = ", ".join(f"{k}: {stored[k]!r} → {new.get(k)!r}" for k in diff)
         raise UserError(f"{where}: cannot resume with a different configuration ({changes})")
+
+
+def dataset_fingerprint(path) -> str | None:
+    """sha256 of a dataset directory's labels.tsv and meta.json (None when it is not one)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    try:
+        for name in ("labels.tsv", "meta.json"):
+            h.update((p / name).read_bytes())
+            h.update(b"\0")
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def run_inputs(config: dict, cls) -> dict:
+    """What a run reads, recorded when it starts: every path option resolved, and a fingerprint of
+    every dataset directory among the options that define the run."""
+    paths, prints = {}, {}
+    defining = set(run_defining(cls))
+    for name in path_fields(cls):
+        value = config.get(name)
+        if value is None or value == []:
+            continue
+        paths[name] = _comparable(value, True)
+        if name in defining:
+            fps = [dataset_fingerprint(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+            if any(fp is not None for fp in fps):
+                prints[name] = fps if isinstance(value, (list, tuple)) else fps[0]
+    return {"paths": paths, "fingerprints": prints}
+
+
+@contextmanager
+def run_lock(path, enabled: bool = True) -> Iterator[None]:
+    """Hold RUN exclusive while a trainer writes it (`enabled=False`: other ranks of one run). A
+    RUN this trainer created and left empty (it failed before writing anything) is removed."""
+    if not enabled:
+        yield
+        return
+    path = Path(path)
+    existed = path.exists()
+    with exclusive(path):
+        try:
+            yield
+        finally:
+            if not existed:
+                try:
+                    path.rmdir()          # only when empty
+                except OSError:
+                    pass
 
 
 class RunDir:
@@ -119,6 +193,10 @@ class RunDir:
 
     def open(self, resume: bool, device="cpu") -> dict | None:
         """Apply the resume rule: the last.pt checkpoint to continue from, or None to start afresh."""
+        if self.path.is_dir():
+            remove_stale(self.path, recursive=True)     # what a killed writer left behind
+        elif self.path.exists():
+            raise UserError(f"{self.path}: is a file, not a run directory (choose another --out)")
         if self.last.is_file():
             if not resume:
                 raise UserError(f"{self.path}: already holds a {self.fmt.what} training run "
@@ -132,10 +210,28 @@ class RunDir:
             raise UserError(NO_RUN.format(path=self.path))
         if not resume and self.path.exists() and any(self.path.iterdir()):
             raise UserError(f"{self.path}: already exists and is not empty (choose another --out)")
+        if resume and any(self.path.iterdir()):
+            print(f"htraug: warning: {self.path} has no {LAST} yet (cut off before its first checkpoint): "
+                  "starting it afresh", file=sys.stderr)
         return None
 
-    def stored_config(self) -> dict:
-        """The options RUN/config.json records (for `--resume` from the command line)."""
+    def check_resume(self, stored: dict, config: dict, cls, last: dict) -> dict:
+        """The resume rule's comparison of a resumed run's options (`config`) with the ones it was
+        started with (`stored`, from `last`): fields that define the run agree (paths resolved) and
+        its datasets are unchanged. Returns this run's `run_inputs`."""
+        inputs = run_inputs(config, cls)
+        recorded = last.get("inputs") if isinstance(last.get("inputs"), dict) else {}
+        check_same_run(stored, config, run_defining(cls), path_fields(cls), self.path, resolved=recorded.get("paths"))
+        for name, fp in (recorded.get("fingerprints") or {}).items():
+            now = inputs["fingerprints"].get(name)
+            if now is not None and now != fp:
+                raise UserError(f"{self.path}: cannot resume: the dataset(s) of {name} ({config.get(name)}) changed since "
+                                "the run started (labels.tsv or meta.json differ); start a new run")
+        return inputs
+
+    def stored_config(self, cls=None) -> dict:
+        """The options RUN/config.json records (for `--resume` from the command line), with its
+        paths as the run resolved them; with `cls`, checked as its options (errors name the file)."""
         if not self.path.exists():
             raise UserError(NO_RUN.format(path=self.path))
         if not self.config_path.is_file():
@@ -144,6 +240,11 @@ class RunDir:
         config = obj.get("config") if isinstance(obj, dict) else None
         if not isinstance(config, dict):
             raise UserError(f"{self.config_path}: expected an object with a 'config' table")
+        inputs = obj.get("inputs") if isinstance(obj.get("inputs"), dict) else {}
+        resolved = inputs.get("paths") if isinstance(inputs.get("paths"), dict) else {}
+        config = {**config, **{k: v for k, v in resolved.items() if k in config and k != "out"}}
+        if cls is not None:
+            cls.from_json(config, where=str(self.config_path), known_only=True)
         return config
 
     def write_config(self, config: dict, **facts) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from datasets.distributed import DEVICES_HELP, resolve_device
 from datasets.errors import UserError
-from datasets.options import add_arguments, given
+from datasets.options import add_arguments, given, non_negative_int, positive_int
 from datasets.runs import RESUME_RULE, RunDir
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def train_config_from_args(args, profiles: Mapping[str, Mapping]) -> "GanTrainCo
 
     base: dict = {}
     if getattr(args, "resume", False):
-        base.update(RunDir(args.out, CHECKPOINT).stored_config())
+        base.update(RunDir(args.out, CHECKPOINT).stored_config(GanTrainConfig))
     if getattr(args, "profile", None):
         base.update(profiles[args.profile])
     flags = given(args, GanTrainConfig)
@@ -88,12 +88,12 @@ def _register_generate(g) -> None:
                                  "(docs/DESIGN.md §4) that `htraug htr train` reads directly.")
     a = p.add_argument
     a("--model", metavar="RUN", required=True, help="GAN run directory (best.pt, else last.pt) or checkpoint file")
-    a("--n", type=int, required=True, metavar="N", help="number of images")
+    a("--n", type=positive_int, required=True, metavar="N", help="number of images")
     a("--out", metavar="DIR", required=True, help="dataset directory to create")
     a("--words", metavar="FILE", help="words to render, one per line, cycled (default: sample the word prior p_w)")
     a("--like", metavar="DIR", help="dataset the output will be mixed with: its alphabet and direction must match")
-    a("--seed", type=int, default=0, help="seed for words and noise (default 0)")
-    a("--batch-size", type=int, default=256, metavar="B", help="images per forward pass (default 256)")
+    a("--seed", type=non_negative_int, default=0, help="seed for words and noise (default 0)")
+    a("--batch-size", type=positive_int, default=256, metavar="B", help="images per forward pass (default 256)")
     a("--device", default="cpu", help=DEVICES_HELP + " (default cpu)")
     a("--amp", action="store_true", help="bf16 autocast on CUDA")
     a("--overwrite", action="store_true", help="replace DIR if it exists")
@@ -116,9 +116,9 @@ def _register_samples(g) -> None:
     a("--model", metavar="RUN", required=True, help="GAN run directory or checkpoint file")
     a("--out", metavar="PNG", required=True, help="output PNG file")
     a("--words", metavar="FILE", help="words, one per line (default: distinct words from p_w)")
-    a("--n-words", type=int, default=8, help="words when sampling p_w (default 8)")
-    a("--n-styles", type=int, default=4, help="noise vectors z (default 4)")
-    a("--seed", type=int, default=0, help="seed (default 0)")
+    a("--n-words", type=positive_int, default=8, help="words when sampling p_w (default 8)")
+    a("--n-styles", type=positive_int, default=4, help="noise vectors z (default 4)")
+    a("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     a("--device", default="cpu", help=DEVICES_HELP + " (default cpu)")
     p.set_defaults(func=_samples)
 
@@ -126,8 +126,6 @@ def _register_samples(g) -> None:
 def _samples(args) -> int:
     from .generate import write_sample_grids
 
-    if args.n_words < 1 or args.n_styles < 1:
-        raise UserError("--n-words and --n-styles must be ≥ 1")
     out = write_sample_grids(args.model, args.out, words=args.words, n_words=args.n_words, n_styles=args.n_styles,
                              seed=args.seed, device=_device(args.device))
     print(f"wrote {out}")

@@ -17,6 +17,7 @@ draws its own batches; rank 0 evaluates and writes the run directory.
 """
 from __future__ import annotations
 
+from contextlib import closing
 import math
 from pathlib import Path
 import sys
@@ -31,9 +32,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from datasets.cpus import torch_threads
 from datasets.distributed import Placement, placement, resolve_device
 from datasets.errors import UserError
-from datasets.options import path_fields, run_defining
+from datasets.interrupts import deferred
 from datasets.progress import progress
-from datasets.runs import RunDir, check_same_run
+from datasets.runs import RunDir, run_inputs, run_lock
 from datasets.seeding import RandomStreams, derive_seed, global_state, set_global_state
 from datasets.torch_dataset import batch_from_indices
 from htr.augment import augment_batch
@@ -95,9 +96,10 @@ class GanTraining:
         self.run_dir = RunDir(cfg.out, CHECKPOINT)
         self.run = self.run_dir.path
         last = self.run_dir.open(cfg.resume)
+        self.inputs = run_inputs(cfg.to_json(), GanTrainConfig)   # recorded in config.json and last.pt
         if last is not None:
             stored = GanTrainConfig.from_json(last["train_config"], known_only=True).to_json()
-            check_same_run(stored, cfg.to_json(), run_defining(GanTrainConfig), path_fields(GanTrainConfig), self.run)
+            self.run_dir.check_resume(stored, cfg.to_json(), GanTrainConfig, last)
         self.data = load_training_data(cfg, show_progress=cfg.progress and self.is_main)
         self.nets = build_networks(cfg, self.data, self.device)
         self.streams = RandomStreams()
@@ -115,10 +117,11 @@ class GanTraining:
         self.evaluator = Evaluator(cfg, self.data, self.nets, self.device, self.amp, scorer, self.is_main)
         self.iteration, self.elapsed = 0, 0.0
         self.best = {"metric": None, "score": None, "iteration": None}
+        self.window: list[list[float]] = []
+        self.pending: list[torch.Tensor] = []   # loss rows still on the device (read every SYNC_EVERY)
         if last is not None:
             self._restore(last)
         self._wrap_ddp()
-        self.window: list[list[float]] = []
 
     def _wrap_ddp(self) -> None:
         """Training-time views of the networks: DDP wrappers under torchrun, else the modules."""
@@ -193,16 +196,21 @@ class GanTraining:
     def fit(self) -> Path:
         cfg = self.cfg
         if self.is_main:
-            self.run_dir.write_config(cfg.to_json())
+            self.run_dir.write_config(cfg.to_json(), inputs=self.inputs)
             self.run_dir.rewind_log("iteration", self.iteration)  # drop what comes again
             self.run_dir.log(self._start_record())
         if self.iteration >= cfg.iterations:
             return self.run
         bar = progress(total=cfg.iterations, initial=self.iteration, desc="gan train", disable=not (cfg.progress and self.is_main))
         t0 = time.perf_counter()
-        pending: list[torch.Tensor] = []   # loss rows still on the device (read every SYNC_EVERY)
-        try:
+        pending = self.pending
+        # Under DDP every rank must stop at one iteration: SIGINT/SIGTERM are deferred in one process only.
+        with deferred(self.world == 1) as stop, closing(bar):
             for it in range(self.iteration + 1, cfg.iterations + 1):
+                if stop.requested:                     # last.pt where the state is whole, then stop
+                    self.elapsed += time.perf_counter() - t0
+                    self._save_interrupted()
+                    raise stop.exception()
                 pending.append(self.where.all_reduce_mean(self.step()))
                 self.iteration = it
                 bar.update(1)
@@ -223,9 +231,15 @@ class GanTraining:
                     self.evaluator.write_samples(self.run, self.iteration)
                 if at_end:
                     break
-        finally:
-            bar.close()
         return self.run
+
+    def _save_interrupted(self) -> None:
+        """last.pt between two iterations, with the loss window since the last evaluation, so that
+        the resumed run logs what the uninterrupted one does."""
+        ckpt = self._checkpoint("last", self._rank_states())
+        ckpt["state"]["window"] = [list(map(float, r)) for r in self.window]
+        ckpt["state"]["pending"] = [t.detach().cpu() for t in self.pending]
+        self.run_dir.save(ckpt, self.run_dir.last)
 
     def _budget_spent(self, t0: float, it: int) -> bool:
         """True when `max_minutes` of training time are used (checked every SYNC_EVERY iterations,
@@ -341,6 +355,7 @@ class GanTraining:
             "models": {name: m.state_dict() for name, m in n.named()},
         }
         if kind == "last":
+            ckpt["inputs"] = self.inputs
             ckpt["state"] = {"opt_g": n.opt_g.state_dict(), "opt_d": n.opt_d.state_dict(), "opt_r": n.opt_r.state_dict(),
                              "ranks": rank_states, "elapsed": self.elapsed,
                              "diffaug": self.d_augment.state() if self.d_augment is not None else None}
@@ -356,6 +371,8 @@ class GanTraining:
         n.opt_g.load_state_dict(st["opt_g"]), n.opt_d.load_state_dict(st["opt_d"]), n.opt_r.load_state_dict(st["opt_r"])
         self.iteration, self.elapsed, self.best = int(ckpt["iteration"]), float(st["elapsed"]), dict(ckpt["best"])
         self.collapse_streak = int(ckpt.get("collapse_streak", 0))
+        self.window = [list(r) for r in st.get("window", [])]
+        self.pending = [t.to(self.device) for t in st.get("pending", [])]
         if self.d_augment is not None and st.get("diffaug"):
             self.d_augment.load(st["diffaug"])
         ranks = st["ranks"]
@@ -376,5 +393,5 @@ class GanTraining:
 def train(cfg: GanTrainConfig, scorer: Callable | None = None) -> Path:
     """Train (or resume) a GAN run; returns the run directory. `scorer` computes FID and GS at
     every evaluation (see gan/evaluate.py); without one a run reports readability only."""
-    with placement(cfg.device) as where, torch_threads(cfg.threads):
+    with placement(cfg.device) as where, torch_threads(cfg.threads), run_lock(cfg.out, where.main):
         return GanTraining(cfg, where, scorer).fit()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from datasets.distributed import DEVICES_HELP, resolve_device
 from datasets.format import read_lines
-from datasets.options import add_arguments, from_args
+from datasets.errors import UserError
+from datasets.options import add_arguments, from_args, positive_int
 from datasets.files import read_jsonl
 from datasets.runs import LOG, RESUME_RULE, RunDir
 
@@ -43,7 +44,7 @@ def _add_eval_parser(htr) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--out-tsv", default=None, metavar="FILE", help="per-image predictions: path, reference, hypothesis")
     p.add_argument("--lexicon", default=None, metavar="FILE", help="snap each hypothesis to the closest word of FILE (one per line)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="images per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help=DEVICES_HELP)
     add_arguments(p, TextNormalization)
     p.set_defaults(func=eval_command)
@@ -54,7 +55,7 @@ def train_command(args) -> int:
     from .config import HtrTrainConfig
     from .train import train
 
-    cfg = from_args(HtrTrainConfig, args, RunDir(args.out, CHECKPOINT).stored_config() if getattr(args, "resume", False) else {})
+    cfg = from_args(HtrTrainConfig, args, RunDir(args.out, CHECKPOINT).stored_config(HtrTrainConfig) if getattr(args, "resume", False) else {})
     run = train(cfg)
     summary = _best_summary(run)
     if summary:
@@ -72,10 +73,20 @@ def _best_summary(run: Path) -> str:
             f"(epoch {best['epoch']}, step {best['step']}); {len(entries)} validations")
 
 
+def read_lexicon(path) -> list[str] | None:
+    """The words of a --lexicon file (one per line); a file without words is an error."""
+    if path is None:
+        return None
+    words = [w.strip() for w in read_lines(path) if w.strip()]
+    if not words:
+        raise UserError(f"{path}: the lexicon has no words (one word per line)")
+    return words
+
+
 def eval_command(args) -> int:
     from .evaluate import evaluate
 
-    lexicon = [w for w in read_lines(args.lexicon) if w.strip()] if args.lexicon else None
+    lexicon = read_lexicon(args.lexicon)
     m = evaluate(args.model, args.data, out_tsv=args.out_tsv, batch_size=args.batch_size, device=str(resolve_device(args.device)),
                  show_progress=True, lexicon=lexicon, normalization=from_args(TextNormalization, args))
     if args.json:
@@ -115,9 +126,9 @@ def _add_recognize_parser(htr) -> None:
     p.add_argument("--out", default=None, metavar="FILE", help="write the results to FILE (TSV; JSON with --json "
                    "or a .json name) instead of standard output")
     p.add_argument("--json", action="store_true", help="JSON instead of TSV (with the skipped files and why)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per forward pass (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="images per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help=DEVICES_HELP + " (checkpoints and TorchScript; ONNX runs on the CPU)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads of torch and onnxruntime "
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="CPU threads of torch and onnxruntime "
                    "(default: torch's; 1 is best on a busy machine)")
     p.set_defaults(func=recognize_command)
 
@@ -125,16 +136,12 @@ def _add_recognize_parser(htr) -> None:
 def recognize_command(args) -> int:
     import sys
 
-    from datasets.errors import UserError
-
     from .recognize import collect_images, open_recognizer, recognize_files, results_json, results_tsv, write_results
 
     from datasets.cpus import torch_threads
 
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be ≥ 1, got {args.threads}")
     paths = collect_images(args.images, args.list)
-    lexicon = [w for w in read_lines(args.lexicon) if w.strip()] if args.lexicon else None
+    lexicon = read_lexicon(args.lexicon)
     with torch_threads(args.threads):
         rec = open_recognizer(args.model, str(resolve_device(args.device)))
         done, skipped = recognize_files(rec, paths, args.batch_size, lexicon,

@@ -33,10 +33,10 @@ from datasets.cpus import torch_threads
 from datasets.distributed import Placement, placement
 from datasets.errors import UserError
 from datasets.format import load_dataset
-from datasets.options import path_fields, run_defining
+from datasets.interrupts import StopRequest, deferred
 from datasets.preprocess import default_width
 from datasets.progress import progress
-from datasets.runs import RunDir, check_same_run
+from datasets.runs import RunDir, run_inputs, run_lock
 from datasets.seeding import RandomStreams, global_state, seed_initialisation, set_global_state
 from datasets.torch_dataset import WordImageDataset, batch_from_indices
 
@@ -114,7 +114,7 @@ def validate_model(model: GatedCRNN, val: WordImageDataset, batch_size: int, dev
 
 def train(cfg: HtrTrainConfig) -> Path:
     """Train (or resume) a recognizer; returns the run directory (with best.pt and last.pt)."""
-    with placement(cfg.device) as where, torch_threads(cfg.threads):
+    with placement(cfg.device) as where, torch_threads(cfg.threads), run_lock(cfg.out, where.main):
         trainer = Trainer(cfg, where)
         if not trainer.state["finished"]:
             trainer.run()
@@ -150,9 +150,8 @@ class Trainer:
         self.run_dir = RunDir(cfg.out, CHECKPOINT)
         self.out = self.run_dir.path
         last = self.run_dir.open(cfg.resume)
-        if last is not None:
-            check_same_run(last["config"], cfg.to_json(), run_defining(HtrTrainConfig), path_fields(HtrTrainConfig),
-                           self.out)
+        self.inputs = (self.run_dir.check_resume(last["config"], cfg.to_json(), HtrTrainConfig, last) if last is not None
+                       else run_inputs(cfg.to_json(), HtrTrainConfig))
 
         self.sources, self.val, self.meta, self.height, self.width = _load_sources(cfg)
         self.alphabet = self.meta.alphabet
@@ -211,6 +210,7 @@ class Trainer:
                "language": self.meta.language, "width": self.width, "epoch": s["epoch"], "step": s["step"],
                "val_cer": s["best_cer"], "config": self.cfg.to_json()}
         if with_state:
+            obj["inputs"] = self.inputs
             obj["state"] = {"optimizer": self.optimizer.state_dict(), "rng": global_state(self.dist.device),
                             "streams": self.streams.state(),
                             "progress": {**s, "wall_s": self.wall(), "loss_pending": float(self.loss_acc)}}
@@ -232,7 +232,7 @@ class Trainer:
             width_mult=self.cfg.width_mult, parameters=count_parameters(m), frames=m.num_frames(self.width),
             real_train_images=int(len(self.real_idx)), extra_images=[len(s) for s in src[1:]],
             val_images=len(self.val), dropped={"train": src[0].packed.dropped, "val": self.val.packed.dropped},
-            world_size=self.dist.world, torch=torch.__version__)
+            world_size=self.dist.world, torch=torch.__version__, inputs=self.inputs)
 
     # --- one step / one validation ------------------------------------------------------------
     def step(self, rows: np.ndarray) -> torch.Tensor:
@@ -303,11 +303,23 @@ class Trainer:
             return "max_steps"
         return None
 
-    def run_epoch(self) -> str | None:
+    def _stop_if_asked(self, stop: StopRequest | None) -> None:
+        """On SIGINT/SIGTERM (noticed between steps, where the state is whole): write last.pt, stop."""
+        if stop is not None and stop.requested:
+            self.save_last()
+            raise stop.exception()
+
+    def _periodic_save(self) -> None:
+        """last.pt every `save_every` steps, wherever the step falls (mid-epoch or at its end)."""
+        if self.cfg.save_every and self.state["step"] % self.cfg.save_every == 0:
+            self.save_last()
+
+    def run_epoch(self, stop: StopRequest | None = None) -> str | None:
         """Train from the saved position to the end of the current epoch; returns a stop reason."""
         cfg, s = self.cfg, self.state
         batches = self.plan.epoch(s["epoch"])
         while s["batch"] < len(batches):
+            self._stop_if_asked(stop)
             if cfg.max_steps is not None and s["step"] >= cfg.max_steps:
                 return "max_steps"
             self.loss_acc += self.step(batches[s["batch"]])
@@ -322,16 +334,18 @@ class Trainer:
                 break                      # the epoch-end validation follows
             if cfg.eval_every and s["step"] % cfg.eval_every == 0 and self.validate():
                 return "early_stopping"
-            stop = self._limit_reached()
-            if stop:
-                return stop
-            if cfg.save_every and s["step"] % cfg.save_every == 0:
-                self.save_last()
+            reason = self._limit_reached()
+            if reason:
+                return reason
+            self._periodic_save()
         s["epoch"] += 1
         s["batch"] = 0
         if (not cfg.eval_every or s["step"] % cfg.eval_every == 0 or s["epoch"] == cfg.max_epochs) and self.validate():
             return "early_stopping"
-        return self._limit_reached()
+        reason = self._limit_reached()
+        if reason is None and s["epoch"] < cfg.max_epochs:
+            self._periodic_save()          # after the epoch-end validation, which a resume must not repeat
+        return reason
 
     def run(self) -> None:
         """Train until early stopping, max_epochs, a time budget or max_steps; write last.pt."""
@@ -345,8 +359,10 @@ class Trainer:
         self.model.train()
         stop = None
         try:
-            while stop is None and self.state["epoch"] < self.cfg.max_epochs:
-                stop = self.run_epoch()
+            with deferred(self.dist.world == 1) as asked:    # under DDP every rank must stop at one step
+                while stop is None and self.state["epoch"] < self.cfg.max_epochs:
+                    self._stop_if_asked(asked)
+                    stop = self.run_epoch(asked)
             stop = stop or "max_epochs"
             if stop == "time_budget" and self.state["batch"] > 0:
                 self.validate()            # the partial epoch gets a final validation

@@ -41,46 +41,56 @@ class Check:
         return self.status in ("REGRESSED", "MISSING")
 
 
-def flatten_metrics(results: dict) -> dict[str, float]:
-    """The comparable numbers of a results.json, keyed by a stable path."""
+_ABSENT = object()
+
+
+def _get(table, key):
+    return table.get(key, _ABSENT) if isinstance(table, dict) else _ABSENT
+
+
+def flatten_metrics(results: dict, unusable: dict | None = None) -> dict[str, float]:
+    """The comparable numbers of a results.json, keyed by a stable path; `unusable` (when given)
+    receives the metric paths that are present with no finite number (NaN, infinity, null)."""
     out: dict[str, float] = {}
 
     def put(key: str, value):
+        if value is _ABSENT:
+            return
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
             out[key] = float(value)
+        elif unusable is not None:
+            unusable[key] = value
 
     for ds, entry in sorted(results.get("datasets", {}).items()):
         for split, stats in sorted((entry.get("stats") or {}).items()):
             if isinstance(stats, dict):
                 for k in ("images", "words", "characters"):
-                    put(f"{ds}/data/{split}/{k}", stats.get(k))
+                    put(f"{ds}/data/{split}/{k}", _get(stats, k))
         for k, v in ((entry.get("judge") or {}).get("test") or {}).items():
             if k in ("cer", "wer", "cer_ci", "wer_ci"):
                 put(f"{ds}/judge/{k}", v)
         for k, v in ((entry.get("gan") or {}).get("final") or {}).items():
-            if k in ("fid", "kid", "gs", "readability_cer", "readability_wer"):
+            if k in ("fid", "kid", "gs", "readability_cer", "readability_wer", "diversity"):
                 put(f"{ds}/gan/final/{k}", v)
         for row, agg in ((entry.get("htr") or {}).get("rows") or {}).items():
             for k in ("cer_mean", "wer_mean", "cer_ci_mean", "wer_ci_mean", "cer_std", "wer_std"):
-                put(f"{ds}/htr/{row}/{k}", agg.get(k))
+                put(f"{ds}/htr/{row}/{k}", _get(agg, k))
         for point in entry.get("sweep") or []:
             f = f"f{point['fraction']:g}"
             for row in SWEEP_ROWS:
                 for k in ("cer_mean", "wer_mean"):
-                    put(f"{ds}/sweep/{f}/{row}/{k}", (point.get(row) or {}).get(k))
+                    put(f"{ds}/sweep/{f}/{row}/{k}", _get(point.get(row) or {}, k))
             for k in ("gain_cer", "gain_wer"):
-                put(f"{ds}/sweep/{f}/{k}", point.get(k))
+                put(f"{ds}/sweep/{f}/{k}", _get(point, k))
         for name, v in (entry.get("variants") or {}).items():
-            for k, val in v.items():
+            for k, val in (v.items() if isinstance(v, dict) else ()):
                 if k.endswith("_mean"):
                     put(f"{ds}/variant/{name}/{k}", val)
-        for k in ("diversity",):
-            put(f"{ds}/gan/final/{k}", ((entry.get("gan") or {}).get("final") or {}).get(k))
         for group, rows in (entry.get("ablations") or {}).items():
             for r in rows:
                 setting = str(r.get("setting", "")).replace(" (ours)", "")
                 for k in ("fid", "gs"):
-                    put(f"{ds}/ablation/{group}/{setting}/{k}", r.get(k))
+                    put(f"{ds}/ablation/{group}/{setting}/{k}", _get(r, k))
     return out
 
 
@@ -98,17 +108,39 @@ def direction_of(metric: str) -> str:
 
 
 def load_tolerances(path: Path | None) -> dict:
-    """Read and validate a tolerance file: {"default": {abs, rel}, "rules": [{match, abs, rel, ignore}]}."""
+    """Read and validate a tolerance file: {"default": {abs, rel}, "rules": [{match, abs, rel, ignore,
+    direction}]}; every field is type-checked (one-line errors naming the file and the field)."""
     path = Path(path) if path else DEFAULT_TOLERANCES
     if not path.is_file():
         raise UserError(f"{path}: tolerance file does not exist")
     obj = parse_json_file(path)
     if not isinstance(obj, dict) or set(obj) - {"default", "rules", "comment"}:
         raise UserError(f"{path}: expected an object with 'default' and 'rules'")
-    for i, rule in enumerate(obj.get("rules", [])):
-        if not isinstance(rule, dict) or "match" not in rule or set(rule) - _TOL_KEYS:
-            raise UserError(f"{path}: rules[{i}] must have 'match' and only {', '.join(sorted(_TOL_KEYS))}")
+    if "default" in obj:
+        _check_rule(obj["default"], path, "default", needs_match=False)
+    rules = obj.get("rules", [])
+    if not isinstance(rules, list):
+        raise UserError(f"{path}: 'rules' must be a list of rules, got {type(rules).__name__}")
+    for i, rule in enumerate(rules):
+        _check_rule(rule, path, f"rules[{i}]", needs_match=True)
     return obj
+
+
+def _check_rule(rule, path: Path, where: str, needs_match: bool) -> None:
+    keys = _TOL_KEYS if needs_match else _TOL_KEYS - {"match"}
+    if not isinstance(rule, dict) or (needs_match and "match" not in rule) or set(rule) - keys:
+        need = "'match' and only " if needs_match else "only "
+        raise UserError(f"{path}: {where} must be an object with {need}{', '.join(sorted(keys))}")
+    if needs_match and not isinstance(rule["match"], str):
+        raise UserError(f"{path}: {where}.match must be a string (a metric path pattern), got {rule['match']!r}")
+    for key in ("abs", "rel"):
+        v = rule.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise UserError(f"{path}: {where}.{key} must be a number ≥ 0, got {v!r}")
+    if not isinstance(rule.get("ignore", False), bool):
+        raise UserError(f"{path}: {where}.ignore must be true or false, got {rule['ignore']!r}")
+    if rule.get("direction", "lower") not in ("lower", "higher", "equal"):
+        raise UserError(f"{path}: {where}.direction must be lower, higher or equal, got {rule['direction']!r}")
 
 
 def tolerance_for(metric: str, baseline: float, tol: dict) -> tuple[float | None, str | None]:
@@ -121,9 +153,16 @@ def tolerance_for(metric: str, baseline: float, tol: dict) -> tuple[float | None
     return allowed, rule.get("direction")
 
 
-def compare(baseline: dict, run: dict, tol: dict) -> list[Check]:
-    """Compare two results documents metric by metric."""
-    b, r = flatten_metrics(baseline), flatten_metrics(run)
+def compare(baseline: dict, run: dict, tol: dict, where: str = "baseline") -> list[Check]:
+    """Compare two results documents metric by metric. A baseline metric that would be checked but
+    holds no number (NaN, infinity, null) is an error: nothing could regress against it."""
+    unusable: dict = {}
+    b, r = flatten_metrics(baseline, unusable), flatten_metrics(run)
+    bad = [m for m in sorted(unusable) if tolerance_for(m, 0.0, tol)[0] is not None]
+    if bad:
+        shown = ", ".join(f"{m} = {_show(unusable[m])}" for m in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise UserError(f"{where}: {len(bad)} baseline metric(s) hold no number ({shown}); a baseline must hold "
+                        "the numbers to compare with (regenerate it, or ignore these metrics in the tolerance file)")
     checks: list[Check] = []
     for metric in sorted(set(b) | set(r)):
         direction = direction_of(metric)
@@ -177,6 +216,10 @@ def format_table(checks: list[Check], show_all: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _show(value) -> str:
+    return "null" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
 def _load(path: Path) -> dict:
     return load_results(path)
 
@@ -185,6 +228,6 @@ def compare_files(baseline: Path, results: Path, tolerance: Path | None = None, 
                   stream=None) -> int:
     """Print the comparison table; 1 when a metric regressed past its tolerance, else 0."""
     stream = stream or sys.stdout
-    checks = compare(_load(baseline), _load(results), load_tolerances(tolerance))
+    checks = compare(_load(baseline), _load(results), load_tolerances(tolerance), where=str(baseline))
     print(format_table(checks, show_all), file=stream)
     return 1 if any(c.failed for c in checks) else 0

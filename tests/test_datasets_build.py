@@ -76,7 +76,7 @@ def test_arabic_build_and_failure_leaves_nothing(tmp_path):
     with pytest.raises(UserError, match="not found"):
         build_standin("rimes-like", tmp_path / "bad", 4, 1, 1, fonts="Missing.ttf", show_progress=False)
     assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
-    with pytest.raises(UserError, match="unknown stand-in"):
+    with pytest.raises(UserError, match="--dataset.*klingon-like"):
         build_standin("klingon-like", tmp_path / "k", 4, 1, 1, show_progress=False)
 
 

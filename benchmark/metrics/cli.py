@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from datasets.options import non_negative_int, number, positive_float, positive_int
+
 
 def register(group) -> None:
     """Fill the `metrics` command group."""
@@ -21,10 +23,10 @@ SOURCE_HELP = "dataset directory, folder of same-size images, or .npy (N,H,W uin
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--real", required=True, metavar="PATH", help=SOURCE_HELP)
     p.add_argument("--fake", required=True, metavar="PATH", help=SOURCE_HELP)
-    p.add_argument("--n", type=int, default=None, metavar="N", help="seeded subsample of N per side (default: all)")
-    p.add_argument("--height", type=int, default=None, help="preprocessing height of dataset directories (default: meta.json / judge)")
-    p.add_argument("--width", type=int, default=None, help="preprocessing width of dataset directories")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=positive_int, default=None, metavar="N", help="seeded subsample of N per side (default: all)")
+    p.add_argument("--height", type=positive_int, default=None, help="preprocessing height of dataset directories (default: meta.json / judge)")
+    p.add_argument("--width", type=positive_int, default=None, help="preprocessing width of dataset directories")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -36,13 +38,14 @@ def _add_fid_kid(metrics, name: str, help: str) -> None:
     p.add_argument("--inception-weights", metavar="FILE", default=None,
                    help="pytorch-fid pt_inception-2015-12-05-6726825d.pth (or $HTRAUG_INCEPTION_WEIGHTS)")
     p.add_argument("--judge", metavar="RUN", default=None, help="judge recognizer run directory or checkpoint (--features htr)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="cpu")
     if name == "kid":
-        p.add_argument("--subsets", type=int, default=100, help="number of random subsets")
-        p.add_argument("--subset-size", type=int, default=1000)
+        p.add_argument("--subsets", type=positive_int, default=100, help="number of random subsets")
+        p.add_argument("--subset-size", type=number(int, min=2), default=1000)
     else:
-        p.add_argument("--no-cache", action="store_true", help="do not read or write cached feature statistics")
+        p.add_argument("--no-cache", action="store_true", help="no cache at all: neither feature statistics nor the "
+                       "packed images of dataset directories are read or written")
     p.set_defaults(func=fid_command if name == "fid" else kid_command)
 
 
@@ -51,11 +54,11 @@ def _add_gs(metrics) -> None:
                            description="Geometry Score: squared L2 distance of mean relative living times of H1 "
                                        "of witness complexes (gudhi), over random landmark sets.")
     _add_common(p)
-    p.add_argument("--reps", type=int, default=100, help="landmark repetitions per set")
-    p.add_argument("--landmarks", type=int, default=64)
-    p.add_argument("--gamma", type=float, default=None, help="relaxation factor (default 1/128 · N/5000)")
-    p.add_argument("--i-max", type=int, default=100)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: available CPUs)")
+    p.add_argument("--reps", type=positive_int, default=100, help="landmark repetitions per set")
+    p.add_argument("--landmarks", type=positive_int, default=64)
+    p.add_argument("--gamma", type=positive_float, default=None, help="relaxation factor (default 1/128 · N/5000)")
+    p.add_argument("--i-max", type=positive_int, default=100)
+    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: available CPUs)")
     p.set_defaults(func=gs_command)
 
 
@@ -67,11 +70,11 @@ def _add_diversity(metrics) -> None:
     p.add_argument("--real", required=True, metavar="DIR", help="real dataset directory (writers from its meta.json)")
     p.add_argument("--fake", required=True, metavar="DIR", help="generated dataset directory (each word several times)")
     p.add_argument("--judge", metavar="RUN", default=None, help="judge recognizer: distances between its pooled features too")
-    p.add_argument("--k", type=int, default=32, help="words at most (default 32)")
-    p.add_argument("--m", type=int, default=8, help="images per word and side at most (default 8)")
-    p.add_argument("--height", type=int, default=None, help="preprocessing height (default: meta.json / judge)")
-    p.add_argument("--width", type=int, default=None, help="preprocessing width")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=positive_int, default=32, help="words at most (default 32)")
+    p.add_argument("--m", type=number(int, min=2), default=8, help="images per word and side at most (default 8)")
+    p.add_argument("--height", type=positive_int, default=None, help="preprocessing height (default: meta.json / judge)")
+    p.add_argument("--width", type=positive_int, default=None, help="preprocessing width")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=diversity_command)
@@ -83,9 +86,9 @@ def _add_readability(metrics) -> None:
                                        "the words in the generated dataset's labels.tsv.")
     p.add_argument("--fake", required=True, metavar="DIR", help="generated dataset directory")
     p.add_argument("--judge", required=True, metavar="RUN", help="judge recognizer run directory or checkpoint")
-    p.add_argument("--n", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--n", type=positive_int, default=None)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=readability_command)
@@ -122,9 +125,15 @@ def _emit(result: dict, as_json: bool, lines: list[str]) -> int:
 def fid_command(args) -> int:
     from .registry import compute
 
+    import sys
+
     r = compute("fid", args.real, args.fake, features=args.features, n=args.n, inception_weights=args.inception_weights,
                 judge=args.judge, batch_size=args.batch_size, device=args.device, seed=args.seed,
                 height=args.height, width=args.width, cache=not args.no_cache)
+    if r.get("singular"):
+        print(f"htraug: warning: FID from {min(r['n_real'], r['n_fake'])} samples in {r['dim']} feature dimensions: "
+              "the covariance is singular and the value says little; use more images than dimensions "
+              "(the JSON says \"singular\": true)", file=sys.stderr)
     return _emit(r, args.json, [f"FID ({r['features']} features, N real {r['n_real']}, N fake {r['n_fake']}): {r['fid']:.4f}"])
 
 

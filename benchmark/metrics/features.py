@@ -74,8 +74,10 @@ def _load_folder(folder: Path, height: int | None, width: int | None, n: int | N
     return out
 
 
-def _load_dataset_dir(root: Path, height: int | None, width: int | None, n: int | None, seed: int) -> np.ndarray:
-    """Images of a dataset directory, preprocessed to (height, width) through the packed cache."""
+def _load_dataset_dir(root: Path, height: int | None, width: int | None, n: int | None, seed: int,
+                      use_cache: bool = True) -> np.ndarray:
+    """Images of a dataset directory, preprocessed to (height, width) through the packed cache
+    (`use_cache=False`: in memory, without it)."""
     from datasets.format import load_dataset
     from datasets.packed import load_packed
 
@@ -84,13 +86,13 @@ def _load_dataset_dir(root: Path, height: int | None, width: int | None, n: int 
     width = width or ds.meta.width
     if not height or not width:
         raise UserError(f"{root}: meta.json has no height/width; give the image size (--height/--width)")
-    packed = load_packed(ds, int(height), int(width), show_progress=False)
+    packed = load_packed(ds, int(height), int(width), show_progress=False, use_cache=use_cache)
     idx = subsample_indices(len(packed), n, seed, str(root))
     return np.array(packed.images if idx is None else packed.images[idx])
 
 
 def load_images(path, height: int | None = None, width: int | None = None, n: int | None = None,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, use_cache: bool = True) -> np.ndarray:
     """Load an image set as uint8 (N, H, W).
 
     `path` is a uint8 array, a dataset directory, a folder of images of one size, or a `.npy`
@@ -106,7 +108,7 @@ def load_images(path, height: int | None = None, width: int | None = None, n: in
         p = Path(path)
         if p.is_dir():
             if (p / "meta.json").is_file():
-                return _load_dataset_dir(p, height, width, n, seed)
+                return _load_dataset_dir(p, height, width, n, seed, use_cache)
             return _load_folder(p, height, width, n, seed)
         if p.suffix == ".npy" and p.is_file():
             arr = _check_image_array(_read_npy(p), str(p))
@@ -357,7 +359,7 @@ def side_features(source, extractor_cfg: ExtractorConfig, n: int | None, seed: i
     if extractor is None:
         extractor = make_extractor(extractor_cfg)
     t0 = time.perf_counter()
-    images = load_images(source, height or extractor.height, width or extractor.width, n, seed)
+    images = load_images(source, height or extractor.height, width or extractor.width, n, seed, use_cache)
     t1 = time.perf_counter()
     where = source if isinstance(source, (str, os.PathLike)) else "images"
     if len(images) < 2:

@@ -58,7 +58,9 @@ def fid(real, fake, features: str = "inception", n: int | None = None, inception
     """FID between two image sets (arrays, dataset directories, image folders) or feature
     matrices (2-D arrays / .npy). `n` draws the same-size seeded subsample from each side.
 
-    Returns {fid, features, n_real, n_fake, cached_real, cached_fake}.
+    Returns {fid, features, n_real, n_fake, dim, singular, cached_real, cached_fake}: `singular`
+    when a side has no more samples than feature dimensions, so that its covariance is singular
+    and the value says little (the CLI warns).
     """
     cfg = ExtractorConfig(features, inception_weights, judge, batch_size, device)
     extractor = make_extractor(cfg) if needs_extractor(real, fake) else None
@@ -67,7 +69,8 @@ def fid(real, fake, features: str = "inception", n: int | None = None, inception
                           use_cache=cache) for source in (real, fake))
     t0 = time.perf_counter()
     value = frechet_distance(r.mu, r.sigma, f.mu, f.sigma)
-    return {"fid": value, "features": label, "n_real": r.n, "n_fake": f.n,
+    dim = int(np.atleast_1d(r.mu).shape[0])
+    return {"fid": value, "features": label, "n_real": r.n, "n_fake": f.n, "dim": dim, "singular": min(r.n, f.n) <= dim,
             "cached_real": r.cached, "cached_fake": f.cached,
             "seconds": {"load": round(r.load_seconds + f.load_seconds, 3),
                         "features": round(r.feature_seconds + f.feature_seconds, 3),

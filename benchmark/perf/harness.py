@@ -249,7 +249,7 @@ def run(args) -> dict:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    only = set(args.only.split(",")) if args.only else {"gan", "htr", "generation", "features", "frechet", "gs", "data"}
+    only = set(args.only.split(",") if isinstance(args.only, str) else args.only) if args.only else set(MEASUREMENTS)
     result = {"profile": profile.name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "measurements": {}}
     meas = result["measurements"]
@@ -298,24 +298,30 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+MEASUREMENTS = ("gan", "htr", "generation", "features", "frechet", "gs", "data")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="paper", help="profile whose sizes are measured (default: paper, 128×512)")
+    from benchmark.profiles import PROFILES
+    from datasets.options import comma_choices, non_negative_int, number, positive_int
+
+    p.add_argument("--profile", default="paper", choices=sorted(PROFILES), help="profile whose sizes are measured (default: paper, 128×512)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    p.add_argument("--only", default=None, help="comma list of gan,htr,generation,features,frechet,gs,data")
-    p.add_argument("--batch", type=int, default=64, help="batch size (paper: 64)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--only", default=None, type=comma_choices(MEASUREMENTS), help=f"comma list of {','.join(MEASUREMENTS)}")
+    p.add_argument("--batch", type=number(int, min=2), default=64, help="batch size (paper: 64)")
+    p.add_argument("--warmup", type=non_negative_int, default=2)
+    p.add_argument("--iters", type=positive_int, default=5)
     p.add_argument("--compile", action="store_true", help="also measure a torch.compile variant")
     p.add_argument("--compile-mode", default="default", choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
                    help="torch.compile mode of that variant")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--inception-n", type=int, default=64, help="images for the InceptionV3 feature rate")
-    p.add_argument("--frechet-dim", type=int, default=2048)
-    p.add_argument("--gs-n", type=int, default=5000)
-    p.add_argument("--gs-reps", type=int, default=100)
-    p.add_argument("--gs-ref-reps", type=int, default=1, help="repetitions of the naive GS reference to time (≥ 1)")
-    p.add_argument("--data-n", type=int, default=500, help="images for the build/load rate")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--inception-n", type=positive_int, default=64, help="images for the InceptionV3 feature rate")
+    p.add_argument("--frechet-dim", type=positive_int, default=2048)
+    p.add_argument("--gs-n", type=number(int, min=2), default=5000)
+    p.add_argument("--gs-reps", type=positive_int, default=100)
+    p.add_argument("--gs-ref-reps", type=positive_int, default=1, help="repetitions of the naive GS reference to time (≥ 1)")
+    p.add_argument("--data-n", type=positive_int, default=500, help="images for the build/load rate")
+    p.add_argument("--workers", type=positive_int, default=2)
     p.add_argument("--json", default=None, help="write the result here")
 
 

@@ -81,7 +81,9 @@ def read_config_file(path) -> dict:
         raise UserError(f"{path}: config file does not exist")
     import tomllib   # standard library (htraug needs Python ≥ 3.11, datasets.version)
 
-    text = path.read_text(encoding="utf-8")
+    from datasets.files import read_text_file
+
+    text = read_text_file(path, "config file")
     try:
         if path.suffix.lower() == ".toml":
             obj = tomllib.loads(text)
