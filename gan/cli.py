@@ -39,6 +39,7 @@ def register(g, profiles: Mapping[str, Mapping] | None = None, scorer: Callable 
     _register_generate(g)
     _register_samples(g)
     _register_export(g)
+    _register_imitate(g)
 
 
 def _register_train(g, profiles: dict, scorer: Callable | None) -> None:
@@ -162,3 +163,44 @@ def _export(args) -> int:
 
 def _device(name: str) -> str:
     return str(resolve_device(name))
+
+
+def _register_imitate(g) -> None:
+    p = g.add_parser("imitate", help="write new words in the style of a writer's reference images",
+                     description="Find the noise z with which G reproduces a writer's reference images of known "
+                                 "transcription (only z is optimised: pixel + recognizer-feature loss), then draw new "
+                                 "words with it (docs/DESIGN.md §6.9).")
+    a = p.add_argument
+    a("--model", metavar="RUN", required=True, help="GAN run directory or checkpoint file")
+    a("--style", metavar="DIR|TSV", required=True, help="a dataset directory (with --writer: that writer's images) or "
+      "a TSV file of 'image_path<TAB>word' lines (paths relative to the file)")
+    a("--writer", metavar="ID", help="the writer whose images of --style DIR are the references (meta.json writers)")
+    a("--max-style", type=positive_int, default=8, metavar="N", help="reference images at most (default 8)")
+    a("--words", nargs="+", required=True, metavar="WORD", help="the words to write")
+    a("--out", metavar="PNG", required=True, help="the imitated words, one above the other")
+    a("--steps", type=positive_int, default=300, help="optimisation steps on z (default 300)")
+    a("--lr", type=float, default=0.05, help="Adam learning rate on z (default 0.05)")
+    a("--feature-weight", type=float, default=1.0, help="weight of R's feature distance beside pixels (default 1)")
+    a("--seed", type=non_negative_int, default=0, help="seed of z's starting draw (default 0)")
+    a("--device", default="cpu", help=DEVICES_HELP + " (default cpu)")
+    a("--json", action="store_true", help="print the fit (losses) as JSON")
+    p.set_defaults(func=_imitate)
+
+
+def _imitate(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .imitate import imitate
+    from .samples import save_png, tile
+
+    images, fit = imitate(args.model, args.style, args.words, writer=args.writer, max_style=args.max_style,
+                          steps=args.steps, lr=args.lr, feature_weight=args.feature_weight, seed=args.seed,
+                          device=_device(args.device))
+    save_png(tile(np.asarray(images), len(images), 1), args.out)
+    summary = {"out": args.out, "words": list(args.words), "loss": fit.loss, "random_z_loss": fit.random_loss,
+               "steps": len(fit.curve)}
+    print(json.dumps(summary, ensure_ascii=False) if args.json else
+          f"wrote {args.out}: reconstruction loss {fit.loss:.4f} (random z: {fit.random_loss:.4f})")
+    return 0
