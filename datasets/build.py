@@ -19,7 +19,7 @@ from .alphabet import LANGUAGE_DIRECTION, Alphabet, for_language, is_rtl
 from .cpus import available_cpus
 from .errors import UserError
 from .fonts import FontInfo, load_pool, require_raqm, uncovered
-from .files import StagingDir
+from .files import StagingDir, check_new_output
 from .format import DatasetMeta, DatasetWriter, write_collection_meta
 from .options import Options, option, parse_comma_list
 from .progress import progress
@@ -211,6 +211,7 @@ def build_standin(kind: str, out, n_train: int = 2000, n_val: int = 300, n_test:
         fonts = [f.strip() for f in fonts.split(",") if f.strip()]
     config = BuildConfig(kind=kind, n_train=n_train, n_val=n_val, n_test=n_test, height=height, width=width, seed=seed,
                          fonts=tuple(fonts) if fonts else None, writers_per_font=writers_per_font)
+    check_new_output(out, overwrite)       # before the font pool is loaded
     language = KINDS[kind]
     direction = LANGUAGE_DIRECTION[language]
     alphabet = for_language(language)

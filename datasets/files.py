@@ -300,10 +300,41 @@ def _acquire(lock: Path, path, fcntl) -> int:
         except FileNotFoundError:
             same = False
         if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            try:                           # the holder's pid, for the message of a second writer
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            except OSError:                # a full disk: the lock holds without it
+                pass
             return fd
         os.close(fd)                       # the holder removed it as we opened it: take the new one
+
+
+def check_new_output(final, overwrite: bool = False) -> None:
+    """Refuse early what `StagingDir(final, overwrite)` would refuse: an existing output without
+    `overwrite`, a plain file where a directory goes, an output under a plain file."""
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        if not overwrite:
+            raise UserError(f"{final}: already exists (choose another --out or remove it)")
+        if not final.is_dir():
+            raise UserError(f"{final}: is a file, not a directory (choose another output)")
+    blocker = _not_a_directory(final)
+    if blocker is not None:
+        raise UserError(f"cannot write {final}: {blocker} is a file, not a directory")
+
+
+def check_new_file(path) -> None:
+    """Refuse early, before any work, a file output that cannot be written where it is asked for:
+    a directory of that name, or a plain file among its parents (the write itself reports the
+    rest: read-only file system, full disk)."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: is a directory")
+    blocker = _not_a_directory(path)
+    if blocker is not None:
+        raise UserError(f"cannot write {path}: {blocker} is a file, not a directory")
 
 
 class StagingDir:
@@ -324,11 +355,7 @@ class StagingDir:
         self._lock = exclusive(self.final)
         self._lock.__enter__()
         try:
-            if self.final.exists() or self.final.is_symlink():
-                if not self.overwrite:
-                    raise UserError(f"{self.final}: already exists (choose another --out or remove it)")
-                if not self.final.is_dir():
-                    raise UserError(f"{self.final}: is a file, not a directory; --overwrite replaces directories only")
+            check_new_output(self.final, self.overwrite)
             remove_stale(self.final.parent, self.final.name)
             with writing(self.final):
                 self.path = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-{os.getpid()}-", dir=self.final.parent))

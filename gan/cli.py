@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from datasets.distributed import DEVICES_HELP, resolve_device
 from datasets.errors import UserError
-from datasets.options import add_arguments, given, non_negative_int, positive_int
+from datasets.options import add_arguments, given, non_negative_float, non_negative_int, positive_float, positive_int
 from datasets.runs import RESUME_RULE, RunDir
 
 if TYPE_CHECKING:
@@ -125,8 +125,11 @@ def _register_samples(g) -> None:
 
 
 def _samples(args) -> int:
+    from datasets.files import check_new_file
+
     from .generate import write_sample_grids
 
+    check_new_file(args.out)
     out = write_sample_grids(args.model, args.out, words=args.words, n_words=args.n_words, n_styles=args.n_styles,
                              seed=args.seed, device=_device(args.device))
     print(f"wrote {out}")
@@ -155,8 +158,11 @@ def _register_export(g) -> None:
 def _export(args) -> int:
     from datasets.export import export_summary
 
+    from datasets.files import check_new_file
+
     from .export import export_generator
 
+    check_new_file(args.out)
     print(export_summary(export_generator(args.model, args.out, args.format)))
     return 0
 
@@ -179,8 +185,8 @@ def _register_imitate(g) -> None:
     a("--words", nargs="+", required=True, metavar="WORD", help="the words to write")
     a("--out", metavar="PNG", required=True, help="the imitated words, one above the other")
     a("--steps", type=positive_int, default=300, help="optimisation steps on z (default 300)")
-    a("--lr", type=float, default=0.05, help="Adam learning rate on z (default 0.05)")
-    a("--feature-weight", type=float, default=1.0, help="weight of R's feature distance beside pixels (default 1)")
+    a("--lr", type=positive_float, default=0.05, help="Adam learning rate on z (default 0.05)")
+    a("--feature-weight", type=non_negative_float, default=1.0, help="weight of R's feature distance beside pixels (default 1)")
     a("--seed", type=non_negative_int, default=0, help="seed of z's starting draw (default 0)")
     a("--device", default="cpu", help=DEVICES_HELP + " (default cpu)")
     a("--json", action="store_true", help="print the fit (losses) as JSON")

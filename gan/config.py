@@ -81,8 +81,8 @@ class GanTrainConfig(GanRecipe):
                        defines_run=True)
     out: str = option(help="run directory to create (or resume)", metavar="RUN", path=True)
     val: str | None = option(None, "reference images for FID/GS (default: the training set)", metavar="DIR", path=True)
-    height: int = option(128, "image height, power of two 16..128", metavar="H", defines_run=True)
-    width: int | None = option(None, "image width, must be 4 x height (default)", metavar="W", defines_run=True)
+    height: int = option(128, "image height, power of two 16..128", metavar="H", min=16, max=128, defines_run=True)
+    width: int | None = option(None, "image width, must be 4 x height (default)", metavar="W", min=16, defines_run=True)
     htr_width_mult: float = option(1.0, "recognizer R width multiplier", metavar="M", gt=0, defines_run=True)
     r_init: str | None = option(None, "start R from this recognizer's weights (an `htr train` run trained on real images "
                                 "of the same alphabet, height and --htr-width-mult); default: R from scratch, as the paper",

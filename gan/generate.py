@@ -21,7 +21,7 @@ import torch
 
 from datasets.alphabet import Alphabet, normalize_text
 from datasets.errors import UserError
-from datasets.files import StagingDir, read_text_file
+from datasets.files import StagingDir, check_new_output, read_text_file
 from datasets.format import DatasetMeta, DatasetWriter, read_meta
 from datasets.preprocess import from_unit_range
 from datasets.progress import progress
@@ -141,6 +141,7 @@ def generate(run, n: int, out, words=None, seed: int = 0, batch_size: int = 256,
         raise UserError(f"--n must be ≥ 1, got {n}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be ≥ 1, got {batch_size}")
+    check_new_output(out, overwrite)      # before the model is loaded
     gan = load_gan(run, device)
     if like is not None:
         check_like(gan, like)

@@ -231,6 +231,8 @@ class GanTraining:
                     self.evaluator.write_samples(self.run, self.iteration)
                 if at_end:
                     break
+        if stop.requested:                 # the signal came after the last iteration: all is saved, stop
+            raise stop.exception()
         return self.run
 
     def _save_interrupted(self) -> None:

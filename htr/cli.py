@@ -8,7 +8,7 @@ from datasets.distributed import DEVICES_HELP, resolve_device
 from datasets.format import read_lines
 from datasets.errors import UserError
 from datasets.options import add_arguments, from_args, positive_int
-from datasets.files import read_jsonl
+from datasets.files import check_new_file, read_jsonl
 from datasets.runs import LOG, RESUME_RULE, RunDir
 
 from .scoring import TextNormalization, format_text_metrics
@@ -87,6 +87,7 @@ def eval_command(args) -> int:
     from .evaluate import evaluate
 
     lexicon = read_lexicon(args.lexicon)
+    check_new_file(args.out_tsv)
     m = evaluate(args.model, args.data, out_tsv=args.out_tsv, batch_size=args.batch_size, device=str(resolve_device(args.device)),
                  show_progress=True, lexicon=lexicon, normalization=from_args(TextNormalization, args))
     if args.json:
@@ -142,6 +143,7 @@ def recognize_command(args) -> int:
 
     paths = collect_images(args.images, args.list)
     lexicon = read_lexicon(args.lexicon)
+    check_new_file(args.out)
     with torch_threads(args.threads):
         rec = open_recognizer(args.model, str(resolve_device(args.device)))
         done, skipped = recognize_files(rec, paths, args.batch_size, lexicon,
@@ -185,5 +187,6 @@ def export_command(args) -> int:
 
     from .export import export_recognizer
 
+    check_new_file(args.out)
     print(export_summary(export_recognizer(args.model, args.out, args.format)))
     return 0

@@ -61,7 +61,7 @@ class HtrTrainConfig(HtrRecipe):
     max_train: int | None = option(None, "use a fixed random subset of N real training images", metavar="N", min=1, defines_run=True)
     subset_seed: int = option(0, "seed of the --max-train subset (nested subsets for a sweep)", cli=False, min=0, defines_run=True)
     max_minutes: float | None = option(None, "stop after this much training time (final validation included)", gt=0)
-    save_every: int = option(200, "also write last.pt every N steps", cli=False, min=1)
+    save_every: int = option(200, "also write last.pt every N optimizer steps (wherever an epoch ends)", metavar="N", min=1)
     resume: bool = option(False, "continue RUN from its last.pt (exactly)")
     device: str = option("cpu", DEVICES_HELP)
     amp: bool = option(False, "bf16 autocast on CUDA, or on a CPU with native bf16 (AVX-512 BF16 / AMX); CTC stays in float32")

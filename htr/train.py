@@ -369,6 +369,8 @@ class Trainer:
             if stop != "max_steps":
                 self.state["finished"], self.state["stop_reason"] = True, stop
             self.save_last()
+            if asked.requested:            # the signal came during the last steps: the run is saved, stop
+                raise asked.exception()
         finally:
             self.bar.close()
 

@@ -155,10 +155,12 @@ def tolerance_for(metric: str, baseline: float, tol: dict) -> tuple[float | None
 
 def compare(baseline: dict, run: dict, tol: dict, where: str = "baseline") -> list[Check]:
     """Compare two results documents metric by metric. A baseline metric that would be checked but
-    holds no number (NaN, infinity, null) is an error: nothing could regress against it."""
+    holds no number is an error, since nothing could regress against it: NaN or infinity always,
+    null where the run has a number (null on both sides is a metric neither study computed)."""
     unusable: dict = {}
     b, r = flatten_metrics(baseline, unusable), flatten_metrics(run)
-    bad = [m for m in sorted(unusable) if tolerance_for(m, 0.0, tol)[0] is not None]
+    bad = [m for m in sorted(unusable) if tolerance_for(m, 0.0, tol)[0] is not None
+           and (unusable[m] is not None or m in r)]
     if bad:
         shown = ", ".join(f"{m} = {_show(unusable[m])}" for m in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise UserError(f"{where}: {len(bad)} baseline metric(s) hold no number ({shown}); a baseline must hold "

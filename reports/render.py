@@ -13,7 +13,7 @@ import shutil
 
 import pandas as pd
 
-from datasets.files import atomic_write_text, exclusive, writing
+from datasets.files import StagingDir, atomic_write_text
 
 from .plots import _is_loss, _is_quality, plot_gan_log, plot_htr_bars, plot_htr_curves, plot_sweep
 from .published import ABLATION_TABLES, PAPER_DIR, PAPER_LABEL, ROW_LABELS, load_paper
@@ -275,12 +275,12 @@ def render_report(study_dir, out_dir=None) -> Path:
     study = Path(study_dir)
     results = load_results(study)
     out = Path(out_dir) if out_dir else study / "report"
-    with exclusive(out), writing(out):
-        return _render(results, study, out)
+    with StagingDir(out, overwrite=True) as stage:     # the previous report stays until this one is whole
+        _render(results, study, stage)
+    return out / "report.html"
 
 
 def _render(results: dict, study: Path, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
     sections = build_sections(results, study, out)
     prof = (results.get("profile") or {}).get("name", "?")
     title = f"htraug study report — profile {prof}"

@@ -326,8 +326,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def command(args) -> int:
-    from datasets.files import atomic_write_json
+    from datasets.files import atomic_write_json, check_new_file
 
+    check_new_file(args.json)
     result = run(args)
     print(format_table(result))
     if args.json:

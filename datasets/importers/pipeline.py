@@ -13,7 +13,7 @@ import numpy as np
 
 from ..alphabet import Alphabet, alphabet_from_texts, for_language
 from ..errors import UserError
-from ..files import StagingDir
+from ..files import StagingDir, check_new_output
 from ..format import write_collection_meta
 from .collection import write_collection
 from .common import FORMATS, RTL_LANGUAGES, Sample
@@ -64,8 +64,7 @@ def import_collection(opts: ImportOptions, out, overwrite: bool = False, show_pr
     root = Path(opts.root)
     if not root.exists():
         raise UserError(f"--root {root}: does not exist")
-    if Path(out).exists() and not overwrite:   # before reading a large dataset
-        raise UserError(f"{out}: already exists (choose another --out or remove it)")
+    check_new_output(out, overwrite)   # before reading a large dataset
     bad = BadRecords(opts.on_bad, root)
     samples = READERS[opts.fmt](root, opts, bad)
     if not samples:
