@@ -35,6 +35,9 @@ class GanRecipe(Options):
     grad_clip_r: float = option(5.0, "max gradient norm for R (0 = off)", min=0, cli=False, defines_run=True)
     alpha: float | None = option(1.0, "gradient balancing: none (plain sum ∇D + ∇R), or a positive number", metavar="A",
                                  parse=parse_none_or_float, gt=0, defines_run=True)
+    alpha_from: int = option(0, "R-term schedule: the first K iterations use R's raw gradient (as α none), α balances "
+                             "from iteration K + 1 on; 0: α from the start, the paper", metavar="K", min=0,
+                             defines_run=True)
     loss: str = option("hinge", "adversarial loss", choices=LOSSES, defines_run=True)
     attention: bool = option(True, "drop self-attention in G and D", flag="--no-attention", defines_run=True)
     cond: str = option("cbn", "inputs through CBN layers (paper), the first linear layer (Table V), or CBN aligned with "
@@ -63,6 +66,8 @@ class GanRecipe(Options):
     eval_every: int = option(1000, "evaluate and checkpoint every K iterations", metavar="K", min=1)
 
     def check(self) -> None:
+        if self.alpha_from and self.alpha is None:
+            raise UserError(f"alpha_from (--alpha-from) {self.alpha_from} needs a numeric alpha (--alpha)")
         unknown = [t for t in parse_policy(self.diff_augment) if t not in TRANSFORMS]
         if unknown:
             raise UserError(f"diff_augment (--diff-augment): unknown transform(s) {', '.join(unknown)}; "

@@ -176,8 +176,9 @@ class GanTraining:
         loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast, cfg.ctc_reduction)
         tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0)
         r_augment = self._augment if cfg.r_augment else None
+        alpha = cfg.alpha if self.iteration >= cfg.alpha_from else None   # the R-term schedule
         g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, n.opt_g, tokens, flen, ftargets, z,
-                   cfg.alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight,
+                   alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight,
                    cfg.ctc_reduction)
         ms = g.get("loss_ms", torch.zeros((), device=dev))
         return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"],
@@ -199,6 +200,7 @@ class GanTraining:
             self.run_dir.write_config(cfg.to_json(), inputs=self.inputs)
             self.run_dir.rewind_log("iteration", self.iteration)  # drop what comes again
             self.run_dir.log(self._start_record())
+            self._write_missing_samples()
         if self.iteration >= cfg.iterations:
             return self.run
         bar = progress(total=cfg.iterations, initial=self.iteration, desc="gan train", disable=not (cfg.progress and self.is_main))
@@ -234,6 +236,16 @@ class GanTraining:
         if stop.requested:                 # the signal came after the last iteration: all is saved, stop
             raise stop.exception()
         return self.run
+
+    def _write_missing_samples(self) -> None:
+        """The sample grids of the checkpoint a run resumes from, when the run was killed between
+        that last.pt and its grids (written after it): a resumed run has what an uninterrupted one has."""
+        it, cfg = self.iteration, self.cfg
+        if not it or not (it % cfg.sample_every == 0 or it >= cfg.iterations):
+            return
+        base = self.run / "samples" / f"iter_{it:06d}"
+        if not all(base.with_name(f"{base.name}_{kind}.png").is_file() for kind in ("words", "styles")):
+            self.evaluator.write_samples(self.run, it)
 
     def _save_interrupted(self) -> None:
         """last.pt between two iterations, with the loss window since the last evaluation, so that

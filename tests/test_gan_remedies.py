@@ -136,6 +136,17 @@ def test_remedies_resume_exactly(tiny, tmp_path):
     assert p_a == p_b and p_a != 0.5                       # ADA moved p, identically
 
 
+def test_alpha_schedule_runs_alpha_none_first_then_balances(tiny, tmp_path):
+    """alpha_from = K: the first K iterations are α none's bitwise, then α balances (they part)."""
+    none2 = _params(train(_cfg(tiny, tmp_path / "none2", alpha=None)))
+    sched2 = _params(train(_cfg(tiny, tmp_path / "sched2", alpha=1.0, alpha_from=2)))
+    assert _equal(none2, sched2)
+    none4 = _params(train(_cfg(tiny, tmp_path / "none4", alpha=None, iterations=4, eval_every=4)))
+    sched4 = _params(train(_cfg(tiny, tmp_path / "sched4", alpha=1.0, alpha_from=2, iterations=4, eval_every=4)))
+    alpha4 = _params(train(_cfg(tiny, tmp_path / "alpha4", alpha=1.0, iterations=4, eval_every=4)))
+    assert not _equal(none4, sched4) and not _equal(alpha4, sched4)
+
+
 def test_share_of_d_and_remedy_values_are_logged(tiny, tmp_path):
     import json
     run = train(_cfg(tiny, tmp_path / "run", iterations=2, eval_every=2, diff_augment="translation", ms_weight=1.0))
@@ -146,7 +157,8 @@ def test_share_of_d_and_remedy_values_are_logged(tiny, tmp_path):
 @pytest.mark.parametrize("kw, word", [({"diff_augment": "translation,blur"}, "blur"), ({"augment_p": 1.5}, "augment_p"),
                                       ({"augment_p": -0.1}, "augment_p"), ({"ms_weight": -1.0}, "ms_weight"),
                                       ({"ada_target": 2.0}, "ada_target"), ({"ada_target": 0.6}, "diff-augment"),
-                                      ({"ada_speed": 0.0}, "ada_speed"), ({"ms_weight": 1.0, "batch_size": 5}, "even")])
+                                      ({"ada_speed": 0.0}, "ada_speed"), ({"ms_weight": 1.0, "batch_size": 5}, "even"),
+                                      ({"alpha_from": -1}, "alpha_from"), ({"alpha_from": 5, "alpha": None}, "alpha")])
 def test_bad_remedy_values_are_one_line_errors(tiny, tmp_path, kw, word):
     with pytest.raises(UserError) as exc:
         _cfg(tiny, tmp_path / "x", **kw)
