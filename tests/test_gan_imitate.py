@@ -1,6 +1,7 @@
 """Write like this writer: only z is fitted to a writer's references, the fit beats the random
 starting z on the reconstruction loss, and the command draws the asked words."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -64,3 +65,32 @@ def test_bad_references_are_one_line_errors(trained, tmp_path):
         style_references(bad, None, 8, load_gan(run))
     with pytest.raises(UserError, match="writer"):
         style_references(data, "nobody", 8, load_gan(run))
+
+
+def test_imitation_probe_scores_every_writer_and_draws_their_grids(trained, tmp_path):
+    """The probe's JSON has one row per writer with both distances, and each grid shows every
+    held-out word as real | imitated | random; images without a writer are left out."""
+    from benchmark.probes.imitation import main as probe
+    from htr.train import HtrTrainConfig, train as train_htr
+
+    run, tiny = trained
+    data = tmp_path / "writers"
+    shutil.copytree(tiny, data)
+    meta = json.loads((data / "meta.json").read_text())
+    rels = [line.split("\t")[0] for line in (data / "labels.tsv").read_text().splitlines()]
+    meta["writers"] = {rel: f"w{k % 2}" for k, rel in enumerate(rels[:20])}     # two writers, 4 images without
+    (data / "meta.json").write_text(json.dumps(meta))
+    judge = train_htr(HtrTrainConfig(train=str(data), val=str(data), out=str(tmp_path / "judge"), max_epochs=1,
+                                     batch_size=8, width_mult=0.25, show_progress=False, threads=1))
+    out, grids = tmp_path / "probe.json", tmp_path / "grids"
+    assert probe(["--gan", str(run), "--judge", str(judge), "--data", str(data), "--refs", "4", "--held", "3",
+                  "--steps", "5", "--json", str(out), "--grid", str(grids)]) == 0
+    result = json.loads(out.read_text())
+    assert result["writers"] == 2 and [(r["writer"], r["held_out"]) for r in result["rows"]] == [("w0", 3), ("w1", 3)]
+    assert 0 <= result["closer_than_random"] <= 2
+    assert all(np.isfinite(result[k]) and result[k] > 0 for k in ("distance_imitated", "distance_random"))
+    assert sorted(p.name for p in grids.iterdir()) == ["w0.png", "w1.png"]
+    with Image.open(grids / "w0.png") as im:
+        grid = np.asarray(im)
+    gap_w, gap_h = grid.shape[1] - 3 * 64, grid.shape[0] - 3 * 16
+    assert gap_w == gap_h == 4 * (gap_w // 4) > 0          # 3 columns of the canvas, 3 rows, equal gaps

@@ -4,6 +4,9 @@ z; the judge recognizer's feature distance between each drawn word and the write
 it tells whether the fitted z carries the writer's style (imitated closer than random).
 
     python -m benchmark.probes.imitation --gan RUN --judge RUN --data DIR/test --writers 8 --refs 4 --json OUT
+
+`--grid DIR` also writes DIR/<writer>.png: one held-out word per row, the writer's real image, the
+word drawn with the fitted z, and with the random z.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     from datasets.format import load_dataset
     from gan.generate import load_gan, render, sample_z, to_u8
     from gan.imitate import fit_style, style_references
+    from gan.samples import save_png, tile
     from htr.checkpoint import load_recognizer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--grid", metavar="DIR", help="write one PNG per writer here (real | imitated | random)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -42,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset(args.data)
     by_writer: dict[str, list[int]] = {}
     for i, (rel, _) in enumerate(ds.entries):
-        by_writer.setdefault(ds.meta.writers.get(rel, "?"), []).append(i)
+        if rel in ds.meta.writers:                       # images without a writer cannot be imitated
+            by_writer.setdefault(ds.meta.writers[rel], []).append(i)
     writers = [w for w in sorted(by_writer) if len(by_writer[w]) >= args.refs + 2][:args.writers]
     rows = []
     for k, writer in enumerate(writers):
@@ -54,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         fit = fit_style(gan, ref_img, ref_words, steps=args.steps, seed=args.seed + k)
         rand = sample_z(1, gan.net_config.z_dim, torch.Generator().manual_seed(10_000 + args.seed + k))
         real_f = judge_features(judge, held_img)
-        dist = {}
+        dist, drawn = {}, {}
         for name, z in (("imitated", fit.z), ("random", rand)):
-            drawn = to_u8(render(gan.phi, gan.G, gan.alphabet, held_words, z.expand(len(held_words), -1)))
-            dist[name] = float(np.mean(np.linalg.norm(judge_features(judge, drawn) - real_f, axis=1)))
+            drawn[name] = to_u8(render(gan.phi, gan.G, gan.alphabet, held_words, z.expand(len(held_words), -1)))
+            dist[name] = float(np.mean(np.linalg.norm(judge_features(judge, drawn[name]) - real_f, axis=1)))
+        if args.grid:
+            cells = np.stack([held_img, drawn["imitated"], drawn["random"]], axis=1).reshape(-1, *held_img.shape[1:])
+            Path(args.grid).mkdir(parents=True, exist_ok=True)
+            save_png(tile(cells, len(held_words), 3), Path(args.grid) / f"{writer}.png")
         rows.append({"writer": writer, "refs": len(ref_words), "held_out": len(held_words), "loss": fit.loss,
                      "random_z_loss": fit.random_loss, **{f"distance_{n}": v for n, v in dist.items()}})
         print(f"{writer}: feature distance imitated {dist['imitated']:.3f}, random {dist['random']:.3f} "
