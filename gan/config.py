@@ -17,7 +17,7 @@ from datasets.preprocess import default_width
 
 from htr.config import CTC_REDUCTIONS
 
-from .options import CONDITIONING, D_NORMS, LOSSES, TRANSFORMS, parse_policy
+from .options import ALIGNED_CONDITIONING, CONDITIONING, D_NORMS, LOSSES, MS_REGIONS, TRANSFORMS, parse_policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +60,9 @@ class GanRecipe(Options):
                               gt=0, defines_run=True)
     ms_weight: float = option(0.0, "mode-seeking term on z (Mao et al. 2019): λ·1/(mean|G(z1)−G(z2)|/mean|z1−z2|) over "
                               "pairs of one word; 0: off, the paper", metavar="λ", min=0, defines_run=True)
+    ms_region: str = option("image", "where the mode-seeking term measures |G(z1)−G(z2)|: the whole canvas, or only "
+                            "the columns the word's characters occupy (aligned/spatial layout), so that z cannot buy "
+                            "its distance with marks past the word", choices=MS_REGIONS, defines_run=True)
     ctc_reduction: str = option("sample", "CTC of R and of G's term: 'sample' — each sample's loss summed over its frames, "
                                 "averaged over the batch (the paper's expectation); 'char' — each divided by its word's "
                                 "length first", choices=CTC_REDUCTIONS, defines_run=True)
@@ -74,6 +77,8 @@ class GanRecipe(Options):
                             f"choose from {', '.join(TRANSFORMS)}")
         if self.ada_target is not None and not parse_policy(self.diff_augment):
             raise UserError("ada_target (--ada-target) needs a --diff-augment policy")
+        if self.ms_region == "word" and self.cond not in ALIGNED_CONDITIONING:
+            raise UserError(f"ms_region (--ms-region) word needs the aligned or spatial layout (--cond), got {self.cond}")
         if self.ms_weight > 0 and self.batch_size % 2:
             raise UserError(f"ms_weight (--ms-weight) needs an even batch size (pairs of one word), got {self.batch_size}")
 

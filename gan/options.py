@@ -7,6 +7,7 @@ CONDITIONING = ("cbn", "linear", "aligned", "spatial")   # cbn: paper; linear: T
 ALIGNED_CONDITIONING = ("aligned", "spatial")            # φ lays the characters out along the width
 D_NORMS = ("bn", "none")                           # D's normalisation: bn (docs/DESIGN.md §6.2) or spectral norm only
 TRANSFORMS = ("translation", "cutout", "ink", "brightness")   # DiffAugment's transforms (gan/augment.py)
+MS_REGIONS = ("image", "word")                     # where the mode-seeking term compares two images of one word
 
 
 def parse_policy(text: str) -> tuple[str, ...]:

@@ -65,25 +65,33 @@ def r_step(R, opt, x_real, targets, target_lengths, clip: float, autocast=nullco
     return value.detach()
 
 
-def mode_seeking(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def mode_seeking(x: torch.Tensor, z: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
     """Mode-seeking term (Mao et al. CVPR 2019) over pairs (i, i + B/2) of one word and two z:
-    mean over pairs of 1 / (mean|x_i − x_j| / mean|z_i − z_j| + ε); small when images follow z."""
+    mean over pairs of 1 / (mean|x_i − x_j| / mean|z_i − z_j| + ε); small when images follow z.
+    `columns` (B, W) bool: the mean |x_i − x_j| is taken over these columns only (the word's)."""
     half = x.shape[0] // 2
-    image_gap = (x[:half] - x[half:2 * half]).abs().flatten(1).mean(dim=1)
+    gap = (x[:half] - x[half:2 * half]).abs()
+    if columns is None:
+        image_gap = gap.flatten(1).mean(dim=1)
+    else:
+        keep = columns[:half, None, None, :].to(gap)
+        image_gap = (gap * keep).flatten(1).sum(dim=1) / (keep.flatten(1).sum(dim=1) * x.shape[1] * x.shape[2]).clamp(min=1)
     z_gap = (z[:half] - z[half:2 * half]).abs().mean(dim=1).to(image_gap)
     return (1.0 / (image_gap / z_gap + MS_EPS)).mean()
 
 
 def g_step(phi, G, D, R, opt, tokens, lengths, targets, z, alpha: float | None, loss: str,
            autocast=nullcontext, readers=(), r_augment=None, d_augment=None,
-           ms_weight: float = 0.0, ctc_reduction: str = "char") -> dict[str, torch.Tensor]:
+           ms_weight: float = 0.0, ctc_reduction: str = "char",
+           ms_columns: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One (G, φ) update from the balanced image gradients of D and R.
 
     `D` and `R` are only differentiated w.r.t. the generated images (never their parameters).
     D reads `d_augment(x)` when given (DiffAugment; G's gradient flows through it). The R term
     is the mean CTC of R and the frozen `readers`, on `r_augment(x)` when given (a differentiable
     distortion of the generated batch). With `ms_weight` > 0 the batch holds pairs of one word
-    (i and i + B/2) and the mode-seeking term's image gradient, × ms_weight, joins the sum."""
+    (i and i + B/2) and the mode-seeking term's image gradient, × ms_weight, joins the sum
+    (measured over `ms_columns` only when given)."""
     opt.zero_grad(set_to_none=True)
     with autocast():
         x_fake = G(z, phi(tokens, lengths))
@@ -106,7 +114,7 @@ def g_step(phi, G, D, R, opt, tokens, lengths, targets, z, alpha: float | None, 
            "grad_norm_d": grad_d.float().norm(), "grad_norm_r": grad_r.float().norm(),
            "grad_norm_r_bal": balanced.norm()}
     if ms_weight > 0:
-        ms = mode_seeking(x, z)
+        ms = mode_seeking(x, z, ms_columns)
         (grad_ms,) = torch.autograd.grad(ms, x)
         total = total + ms_weight * grad_ms.float()
         out["loss_ms"] = ms.detach()

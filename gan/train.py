@@ -45,7 +45,7 @@ from .augment import DiffAugment
 from .options import parse_policy
 from .evaluate import Evaluator
 from .generate import sample_z
-from .networks import count_parameters, encode_words
+from .networks import char_columns, count_parameters, encode_words
 from .setup import build_networks, init_recognizer, load_reader, load_training_data
 from .steps import LOSS_NAMES, d_step, g_step, r_step
 from .words import ctc_targets, stored_prior
@@ -157,6 +157,11 @@ class GanTraining:
         dev = self.device
         return tokens.to(dev), lengths, targets.to(dev), z.to(dev)
 
+    def _word_columns(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, W) bool: the canvas columns the aligned layout gives to each word's characters."""
+        net = self.nets.net_cfg
+        return char_columns(lengths.to(self.device), net.width, net.char_px, net.rtl)[1]
+
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """The classic distortions of `htr.augment`, differentiable, drawn from this run's stream."""
         return augment_batch(x, self.streams["augment"])
@@ -179,7 +184,7 @@ class GanTraining:
         alpha = cfg.alpha if self.iteration >= cfg.alpha_from else None   # the R-term schedule
         g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, n.opt_g, tokens, flen, ftargets, z,
                    alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight,
-                   cfg.ctc_reduction)
+                   cfg.ctc_reduction, self._word_columns(flen) if cfg.ms_region == "word" else None)
         ms = g.get("loss_ms", torch.zeros((), device=dev))
         return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"],
                             g["grad_norm_r_bal"], real_sign, ms]).float()

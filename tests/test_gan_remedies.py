@@ -114,6 +114,26 @@ def test_mode_seeking_is_large_for_identical_pairs():
     assert mode_seeking(same, z) > 1000 * mode_seeking(varied, z)
 
 
+def test_mode_seeking_over_the_word_columns_sees_only_them():
+    """Over all columns the word-region term equals the whole-image term; over some columns its
+    image gradient is zero elsewhere, so marks past the word earn nothing."""
+    z = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(8, 1, 4, 10, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    every = torch.ones(8, 10, dtype=torch.bool)
+    assert torch.allclose(mode_seeking(x, z, every), mode_seeking(x, z))
+    word = torch.arange(10)[None, :].expand(8, -1) < torch.tensor([3, 5, 7, 10, 3, 5, 7, 10])[:, None]
+    (grad,) = torch.autograd.grad(mode_seeking(x, z, word), x)
+    inside = word[:, None, None, :].expand_as(grad)
+    assert grad[~inside].abs().max() == 0 and grad[inside].abs().min() > 0
+
+
+def test_mode_seeking_over_the_word_trains_and_needs_the_aligned_layout(tiny, tmp_path):
+    run = train(_cfg(tiny, tmp_path / "run", iterations=2, eval_every=2, cond="spatial", ms_weight=1.0, ms_region="word"))
+    assert (run / "last.pt").exists()
+    with pytest.raises(UserError, match="ms_region.*aligned or spatial"):
+        GanTrainConfig(data="d", out="o", ms_weight=1.0, ms_region="word", cond="cbn").check()
+
+
 def test_remedies_off_are_a_bitwise_no_op(tiny, tmp_path):
     """Options of a remedy that is off leave training bitwise as it is; a policy at p = 0 too."""
     base = _params(train(_cfg(tiny, tmp_path / "base")))
