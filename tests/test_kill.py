@@ -118,17 +118,22 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_outputs_and_no_debris(inputs,
     points = [wall * rng.uniform(lo, hi) for lo, hi in ((0.35, 0.55), (0.55, 0.75), (0.75, 0.95))]
     killed = 0
     for k, after in enumerate(points):
-        here = tmp_path / f"kill{k}"
-        here.mkdir()
-        out = here / "out"
-        killed += _killed(_command(name, inputs, out), here, after)
-        left = sorted(str(p.relative_to(here)) for p in here.rglob("*") if p.parent == here or p.parent == out)
-        print(f"{name}: killed after {after:.2f} s of {wall:.2f} s, left {left}")
-        argv = _command(name, inputs, out)
-        if name.endswith("train"):
-            _run(argv + (["--resume"] if out.exists() else []), here)
-        elif not out.exists():                     # published atomically: present means complete
-            _run(argv, here)
-        assert OUTPUTS[name](out) == expected, f"{name} killed after {after:.2f} s of {wall:.2f} s: outputs differ"
-        assert _debris(here) == [], f"{name} killed after {after:.2f} s: debris {_debris(here)}"
+        for attempt in range(3):          # a run that finished before its kill point tries an earlier one
+            here = tmp_path / f"kill{k}-{attempt}"
+            here.mkdir()
+            out = here / "out"
+            hit = _killed(_command(name, inputs, out), here, after)
+            left = sorted(str(p.relative_to(here)) for p in here.rglob("*") if p.parent == here or p.parent == out)
+            print(f"{name}: {'killed' if hit else 'finished before'} {after:.2f} s (reference {wall:.2f} s), left {left}")
+            argv = _command(name, inputs, out)
+            if name.endswith("train"):
+                _run(argv + (["--resume"] if out.exists() else []), here)
+            elif not out.exists():                     # published atomically: present means complete
+                _run(argv, here)
+            assert OUTPUTS[name](out) == expected, f"{name} killed after {after:.2f} s of {wall:.2f} s: outputs differ"
+            assert _debris(here) == [], f"{name} killed after {after:.2f} s: debris {_debris(here)}"
+            if hit:
+                killed += 1
+                break
+            after *= 0.7
     assert killed >= 2, f"{name}: the command finished before most kill points ({killed} of 3 killed)"
