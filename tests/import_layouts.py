@@ -442,6 +442,11 @@ def build_madcat(root: Path, n_pages: int = 6, lines_per_page: int = 3, words_pe
 # Reading what an import wrote
 # ---------------------------------------------------------------------------------------------
 
+def quiet(**kw) -> dict:
+    """Keyword arguments of `import_dataset` without a progress bar or log lines, plus `kw`."""
+    return {"show_progress": False, "log": lambda m: None, **kw}
+
+
 def read_collection(out: Path) -> tuple[dict, list[dict]]:
     """The collection's meta.json and one row per stored image: split, label, writer, size."""
     import json

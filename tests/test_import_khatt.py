@@ -12,11 +12,7 @@ from PIL import Image
 from datasets.errors import UserError
 from datasets.importers import import_dataset
 from datasets.preprocess import fit_to_canvas
-from import_layouts import as_multiset, build_khatt, read_collection, report_matches
-
-
-def _quiet(**kw):
-    return {"show_progress": False, "log": lambda m: None, **kw}
+from import_layouts import as_multiset, build_khatt, quiet, read_collection, report_matches
 
 
 def _stored(records):
@@ -25,7 +21,7 @@ def _stored(records):
 
 def test_parallel_ground_truth_tree_and_validate_folder(tmp_path):
     lay = build_khatt(tmp_path / "KHATT")
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **_quiet())
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **quiet())
     meta, rows = read_collection(out)
     plain = [r for r in lay.kept if "diacritics" not in r]
     diacritised = [r for r in lay.kept if "diacritics" in r]
@@ -42,11 +38,11 @@ def test_parallel_ground_truth_tree_and_validate_folder(tmp_path):
 
 def test_strip_diacritics_and_nfc(tmp_path):
     lay = build_khatt(tmp_path / "KHATT")
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "strip", **_quiet(strip_diacritics=True))
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "strip", **quiet(strip_diacritics=True))
     meta, rows = read_collection(out)
     assert as_multiset(rows) == as_multiset(_stored(lay.kept))
     assert meta["text_normalization"] == "NFKC, Arabic diacritics and tatweel removed"
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "nfc", **_quiet(normalization="nfc"))
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "nfc", **quiet(normalization="nfc"))
     meta, rows = read_collection(out)
     assert meta["skipped"]["out_of_alphabet"] == 2      # the diacritised line and the ligature
 
@@ -57,24 +53,24 @@ def test_a_word_canvas_reports_the_lines_it_drops(tmp_path):
                                                    .replace("UnicodeTruthValues-v1.0", "LineImages").replace(".txt", ".tif"))),
                              16, 64) is None for r in lay.kept)
     assert 0 < wide < len(lay.kept)
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **_quiet(height=16, strip_diacritics=True))
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **quiet(height=16, strip_diacritics=True))
     meta, rows = read_collection(out)
     assert meta["skipped"] == {"too_wide": wide} and len(rows) == len(lay.kept) - wide
     with pytest.raises(UserError, match="KHATT has no word boxes"):
-        import_dataset("khatt", tmp_path / "KHATT", tmp_path / "w", **_quiet(level="word"))
+        import_dataset("khatt", tmp_path / "KHATT", tmp_path / "w", **quiet(level="word"))
 
 
 def test_split_map_and_lists(tmp_path):
     lay = build_khatt(tmp_path / "KHATT", bad=False)
     for d in sorted((tmp_path / "KHATT").rglob("Validate"), reverse=True):
         d.rename(d.with_name("Held"))
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "map", **_quiet(split_map={"held": "val"},
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "map", **quiet(split_map={"held": "val"},
                                                                                   strip_diacritics=True))
     assert as_multiset(read_collection(out)[1]) == as_multiset(_stored(lay.kept))
     stems = sorted(p.stem for p in (tmp_path / "KHATT").rglob("*.tif"))
     (tmp_path / "test.lst").write_text("".join(f"test/{s}\n" for s in stems[:3]))
     (tmp_path / "train.lst").write_text("".join(f"{s}.tif\n" for s in stems[3:-2]))
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "lists", **_quiet(
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "lists", **quiet(
         lists={"train": str(tmp_path / "train.lst"), "test": str(tmp_path / "test.lst")}, strip_diacritics=True))
     meta, rows = read_collection(out)
     assert meta["splits"] == ["train", "test"] and sum(r["split"] == "test" for r in rows) == 3
@@ -84,5 +80,5 @@ def test_split_map_and_lists(tmp_path):
 def test_error_mode_names_the_empty_ground_truth(tmp_path):
     build_khatt(tmp_path / "KHATT")
     with pytest.raises(UserError, match=r"AHTD3A0004_Para3_4\.txt:1: empty transcription") as e:
-        import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **_quiet(on_bad="error", strip_diacritics=True))
+        import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **quiet(on_bad="error", strip_diacritics=True))
     assert "\n" not in str(e.value) and not (tmp_path / "out").exists()

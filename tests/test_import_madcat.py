@@ -12,16 +12,12 @@ from PIL import Image
 
 from datasets.errors import UserError
 from datasets.importers import import_dataset
-from import_layouts import MADCAT_RELEASE, as_multiset, build_madcat, read_collection, report_matches
-
-
-def _quiet(**kw):
-    return {"show_progress": False, "log": lambda m: None, **kw}
+from import_layouts import MADCAT_RELEASE, as_multiset, build_madcat, quiet, read_collection, report_matches
 
 
 def test_pages_tokens_and_lists_as_distributed(tmp_path):
     lay = build_madcat(tmp_path / "MADCAT")
-    out = import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **_quiet())
+    out = import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **quiet())
     meta, rows = read_collection(out)
     assert meta["splits"] == ["train", "val", "test"]
     assert as_multiset(rows) == as_multiset(lay.kept)
@@ -42,7 +38,7 @@ def test_pages_tokens_and_lists_as_distributed(tmp_path):
 
 def test_without_lists_a_seeded_split_by_writer(tmp_path):
     lay = build_madcat(tmp_path / "MADCAT", bad=False, split_lists=False)
-    out = import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **_quiet(val_fraction=0.25, test_fraction=0.25))
+    out = import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **quiet(val_fraction=0.25, test_fraction=0.25))
     meta, rows = read_collection(out)
     assert len(rows) == len(lay.kept) and meta["splits"] == ["train", "val", "test"]
     writers = {s: {r["writer"] for r in rows if r["split"] == s} for s in meta["splits"]}
@@ -55,7 +51,7 @@ def test_list_and_images_dir_overrides(tmp_path):
     shutil.move(tmp_path / "MADCAT" / MADCAT_RELEASE / "data" / "images", tmp_path / "pages")
     pages = sorted({r["page"] for r in lay.kept})
     (tmp_path / "test.txt").write_text(f"{pages[0]}\n")            # a bare page name
-    out = import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **_quiet(
+    out = import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **quiet(
         lists={"test": str(tmp_path / "test.txt")}, images_dir={"all": str(tmp_path / "pages")}))
     meta, rows = read_collection(out)
     assert meta["splits"] == ["test"] and len(rows) == sum(r["page"] == pages[0] for r in lay.kept)
@@ -65,8 +61,8 @@ def test_list_and_images_dir_overrides(tmp_path):
 def test_error_mode_is_one_line_and_writes_nothing(tmp_path):
     build_madcat(tmp_path / "MADCAT")
     with pytest.raises(UserError, match=r"\.madcat\.xml:\d+: ") as e:
-        import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **_quiet(on_bad="error"))
+        import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **quiet(on_bad="error"))
     assert "\n" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["MADCAT"]
     with pytest.raises(UserError, match="--level line: format madcat is word level"):
-        import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **_quiet(level="line"))
+        import_dataset("madcat", tmp_path / "MADCAT", tmp_path / "out", **quiet(level="line"))

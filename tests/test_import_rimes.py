@@ -12,16 +12,12 @@ from PIL import Image
 from datasets.errors import UserError
 from datasets.importers import import_dataset
 from datasets.preprocess import fit_to_canvas
-from import_layouts import RIMES_FILES, as_multiset, build_rimes, read_collection, report_matches
-
-
-def _quiet(**kw):
-    return {"show_progress": False, "log": lambda m: None, **kw}
+from import_layouts import RIMES_FILES, as_multiset, build_rimes, quiet, read_collection, report_matches
 
 
 def test_splits_labels_and_bad_records_as_distributed(tmp_path):
     lay = build_rimes(tmp_path / "RIMES")
-    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "out", **_quiet())
+    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "out", **quiet())
     meta, rows = read_collection(out)
     assert meta["splits"] == ["train", "val", "test"]
     assert {s: meta["stats"][s]["images"] for s in meta["splits"]} == {"train": 90, "val": 30, "test": 30}
@@ -45,7 +41,7 @@ def test_error_mode_names_every_bad_line_and_writes_nothing(tmp_path):
     named = []
     for _ in range(len(lay.bad) + 1):
         try:
-            import_dataset("rimes", tmp_path / "RIMES", tmp_path / "out", **_quiet(on_bad="error"))
+            import_dataset("rimes", tmp_path / "RIMES", tmp_path / "out", **quiet(on_bad="error"))
             break
         except UserError as exc:
             msg = str(exc)
@@ -65,15 +61,15 @@ def test_images_dir_and_gt_overrides(tmp_path):
     lay = build_rimes(tmp_path / "RIMES", bad=False)
     shutil.move(tmp_path / "RIMES" / "data_test", tmp_path / "elsewhere")
     # without the override, every test image is missing
-    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "a", **_quiet())
+    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "a", **quiet())
     meta, _ = read_collection(out)
     assert "test" not in meta["splits"] and meta["skipped"] == {"missing_image": 30}
     out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "b", images_dir={"test": str(tmp_path / "elsewhere")},
-                         **_quiet())
+                         **quiet())
     meta, rows = read_collection(out)
     assert as_multiset(rows) == as_multiset(lay.kept) and meta["skipped"] == {}
     # --gt for one split: only that file is read (and its split is its key)
-    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "c", gt={"test": RIMES_FILES["val"][0]}, **_quiet())
+    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "c", gt={"test": RIMES_FILES["val"][0]}, **quiet())
     meta, rows = read_collection(out)
     assert meta["splits"] == ["test"] and as_multiset(rows) == as_multiset(
         [{**r, "split": "test"} for r in lay.kept if r["split"] == "val"])
@@ -83,7 +79,7 @@ def test_unpacked_without_the_snippets_folder(tmp_path):
     """Some copies unpack the image folders straight into the download folder."""
     lay = build_rimes(tmp_path / "RIMES", bad=False)
     shutil.move(tmp_path / "RIMES" / "trainingsnippets_icdar" / "training_WR", tmp_path / "RIMES" / "training_WR")
-    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "out", **_quiet())
+    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "out", **quiet())
     assert as_multiset(read_collection(out)[1]) == as_multiset(lay.kept)
 
 
@@ -97,13 +93,13 @@ def test_too_wide_images_against_the_preprocessing(tmp_path):
         img = np.asarray(Image.open(tmp_path / "RIMES" / r["rel"]))
         expected_wide[r["split"]] += fit_to_canvas(img, h, w) is None
     assert 0 < sum(expected_wide.values()) < len(lay.kept)
-    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "skip", height=h, width=w, **_quiet())
+    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "skip", height=h, width=w, **quiet())
     meta, rows = read_collection(out)
     assert len(rows) == len(lay.kept) - sum(expected_wide.values())
     assert all(fit_to_canvas(np.asarray(Image.open(r["path"])), h, w) is not None for r in rows)
     assert meta["skipped"] == {"too_wide": sum(expected_wide.values())}
     assert {s: meta["stats"][s]["too_wide"] for s in meta["splits"]} == expected_wide
-    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "keep", height=h, width=w, **_quiet(on_bad="error"))
+    out = import_dataset("rimes", tmp_path / "RIMES", tmp_path / "keep", height=h, width=w, **quiet(on_bad="error"))
     meta, rows = read_collection(out)
     assert len(rows) == len(lay.kept) and meta["skipped"] == {}
     assert {s: meta["stats"][s]["too_wide"] for s in meta["splits"]} == expected_wide

@@ -7,14 +7,14 @@ import json
 from benchmark.cli import main
 from datasets.packed import load_packed
 from datasets.stats import HISTOGRAM_BINS, dataset_report
-from import_layouts import build_iam, build_khatt, build_rimes
+from import_layouts import build_iam, build_khatt, build_rimes, quiet
 
 
 def test_report_of_an_imported_collection(tmp_path):
     from datasets.importers import import_dataset
 
     lay = build_iam(tmp_path / "IAM")
-    out = import_dataset("iam", tmp_path / "IAM", tmp_path / "out", show_progress=False, log=lambda m: None)
+    out = import_dataset("iam", tmp_path / "IAM", tmp_path / "out", **quiet())
     rep = dataset_report(out, 16, 40)
     assert rep["canvas"] == [16, 40]
     for split in ("train", "val", "test"):
@@ -50,7 +50,7 @@ def test_line_dataset_drops_most_lines_at_a_word_canvas(tmp_path):
     from datasets.importers import import_dataset
 
     build_khatt(tmp_path / "KHATT", bad=False)
-    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", show_progress=False, log=lambda m: None)
+    out = import_dataset("khatt", tmp_path / "KHATT", tmp_path / "out", **quiet())
     rep = dataset_report(out, 32, 128)
     all_ = rep["splits"]["all"]
     assert all_["dropped"] == sum(load_packed(out / s, 32, 128, show_progress=False).dropped for s in ("train", "val", "test"))
