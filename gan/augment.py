@@ -30,58 +30,93 @@ INK_RANGE = (0.5, 1.5)
 BRIGHTNESS_RANGE = 0.25
 
 
-def _rand(shape, generator: torch.Generator, device) -> torch.Tensor:
-    return torch.rand(shape, generator=generator).to(device)
+def _rand(shape, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=generator)
 
 
-def _chosen(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+def _chosen(b: int, p: float, generator: torch.Generator) -> torch.Tensor:
     """(B, 1, 1, 1) float mask: 1 where a sample gets the transform (probability p)."""
-    return (_rand((x.shape[0], 1, 1, 1), generator, x.device) < p).to(x.dtype)
+    return (_rand((b, 1, 1, 1), generator) < p).float()
 
 
-def translate(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
-    """Integer shifts of up to 1/8 of each side, the border filled with white (differentiable gather)."""
+# Each transform is a draw (every random number, on the host, from the stream) and an apply
+# (tensor operations only): the fast GAN step draws before the step and applies inside it.
+
+def draw_translation(b: int, h: int, w: int, generator: torch.Generator, p: float) -> tuple[torch.Tensor, ...]:
+    """(rows (B, H), cols (B, W)): the padded image's source row and column of every pixel."""
+    sy, sx = max(1, int(h * TRANSLATION_RATIO)), max(1, int(w * TRANSLATION_RATIO))
+    dy = torch.floor(_rand((b,), generator) * (2 * sy + 1)).long() - sy
+    dx = torch.floor(_rand((b,), generator) * (2 * sx + 1)).long() - sx
+    keep = _chosen(b, p, generator).view(b) > 0
+    dy, dx = dy * keep, dx * keep
+    return torch.arange(h)[None, :] + sy - dy[:, None], torch.arange(w)[None, :] + sx - dx[:, None]
+
+
+def apply_translation(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     b, _, h, w = x.shape
     sy, sx = max(1, int(h * TRANSLATION_RATIO)), max(1, int(w * TRANSLATION_RATIO))
-    dy = torch.floor(_rand((b,), generator, "cpu") * (2 * sy + 1)).long() - sy
-    dx = torch.floor(_rand((b,), generator, "cpu") * (2 * sx + 1)).long() - sx
-    keep = _chosen(x, p, generator).view(b).cpu() > 0
-    dy, dx = dy * keep, dx * keep
     padded = torch.nn.functional.pad(x, (sx, sx, sy, sy), value=1.0)
-    rows = (torch.arange(h)[None, :] + sy - dy[:, None]).to(x.device)        # (B, H)
-    cols = (torch.arange(w)[None, :] + sx - dx[:, None]).to(x.device)        # (B, W)
+    rows, cols = rows.to(x.device), cols.to(x.device)
     batch = torch.arange(b, device=x.device)[:, None, None]
     return padded[batch, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 
-def cutout(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
-    """A white rectangle (half the height, a quarter of the width) at a random place."""
-    b, _, h, w = x.shape
+def draw_cutout(b: int, h: int, w: int, generator: torch.Generator, p: float) -> tuple[torch.Tensor, ...]:
+    """(y0, x0, chosen): the rectangle's corner (B, 1, 1) and the (B, 1, 1, 1) mask of images that get one."""
     ch, cw = max(1, int(h * CUTOUT_SIZE[0])), max(1, int(w * CUTOUT_SIZE[1]))
-    y0 = torch.floor(_rand((b, 1, 1), generator, x.device) * (h - ch + 1))
-    x0 = torch.floor(_rand((b, 1, 1), generator, x.device) * (w - cw + 1))
+    y0 = torch.floor(_rand((b, 1, 1), generator) * (h - ch + 1))
+    x0 = torch.floor(_rand((b, 1, 1), generator) * (w - cw + 1))
+    return y0, x0, _chosen(b, p, generator)
+
+
+def apply_cutout(x: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    _, _, h, w = x.shape
+    ch, cw = max(1, int(h * CUTOUT_SIZE[0])), max(1, int(w * CUTOUT_SIZE[1]))
+    y0, x0 = y0.to(x.device, x.dtype), x0.to(x.device, x.dtype)
     ys = torch.arange(h, device=x.device, dtype=x.dtype)[None, :, None]
     xs = torch.arange(w, device=x.device, dtype=x.dtype)[None, None, :]
     hole = ((ys >= y0) & (ys < y0 + ch) & (xs >= x0) & (xs < x0 + cw)).to(x.dtype).unsqueeze(1)
-    hole = hole * _chosen(x, p, generator)
+    hole = hole * chosen.to(x.device, x.dtype)
     return x * (1 - hole) + hole
 
 
-def ink(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
-    """Ink darkness scaled around white paper: 1 − c·(1 − x), c ~ U(0.5, 1.5)."""
+def draw_ink(b: int, h: int, w: int, generator: torch.Generator, p: float) -> tuple[torch.Tensor, ...]:
+    """(c,): each image's ink factor (B, 1, 1, 1), 1 where the image is not chosen."""
     lo, hi = INK_RANGE
-    c = lo + (hi - lo) * _rand((x.shape[0], 1, 1, 1), generator, x.device)
-    c = 1 + (c - 1) * _chosen(x, p, generator)
-    return 1 - c * (1 - x)
+    c = lo + (hi - lo) * _rand((b, 1, 1, 1), generator)
+    return (1 + (c - 1) * _chosen(b, p, generator),)
 
 
-def brightness(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
-    """The whole image shifted by U(−0.25, 0.25)."""
-    shift = (2 * _rand((x.shape[0], 1, 1, 1), generator, x.device) - 1) * BRIGHTNESS_RANGE
-    return x + shift * _chosen(x, p, generator)
+def apply_ink(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return 1 - c.to(x.device, x.dtype) * (1 - x)
 
 
-_FUNCTIONS = {"translation": translate, "cutout": cutout, "ink": ink, "brightness": brightness}
+def draw_brightness(b: int, h: int, w: int, generator: torch.Generator, p: float) -> tuple[torch.Tensor, ...]:
+    """(shift,): each image's brightness shift (B, 1, 1, 1), 0 where the image is not chosen."""
+    shift = (2 * _rand((b, 1, 1, 1), generator) - 1) * BRIGHTNESS_RANGE
+    return (shift * _chosen(b, p, generator),)
+
+
+def apply_brightness(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return x + shift.to(x.device, x.dtype)
+
+
+_TRANSFORMS = {"translation": (draw_translation, apply_translation), "cutout": (draw_cutout, apply_cutout),
+               "ink": (draw_ink, apply_ink), "brightness": (draw_brightness, apply_brightness)}
+
+
+def _one(name: str):
+    draw, apply = _TRANSFORMS[name]
+
+    def transform(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
+        b, _, h, w = x.shape
+        return apply(x, *draw(b, h, w, generator, p))
+    transform.__name__ = name
+    transform.__doc__ = f"The {name} transform of one batch, drawn from `generator` (probability p per image)."
+    return transform
+
+
+translate, cutout, ink, brightness = (_one(n) for n in ("translation", "cutout", "ink", "brightness"))
 
 
 class DiffAugment:
@@ -93,12 +128,24 @@ class DiffAugment:
         self.policy, self.generator, self.p = policy, generator, float(p)
         self.ada_target, self.ada_speed = ada_target, float(ada_speed)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def draw(self, shape) -> tuple | None:
+        """Every random number of one call on a batch of `shape` (B, 1, H, W), in the policy's
+        order; None when p is 0 (nothing is drawn, the images pass unchanged)."""
         if self.p <= 0:
+            return None
+        b, _, h, w = shape
+        return tuple(_TRANSFORMS[name][0](b, h, w, self.generator, self.p) for name in self.policy)
+
+    def apply(self, x: torch.Tensor, drawn: tuple | None) -> torch.Tensor:
+        """The policy on `x` with the numbers of `draw` (tensor operations only)."""
+        if drawn is None:
             return x
-        for name in self.policy:
-            x = _FUNCTIONS[name](x, self.generator, self.p)
+        for name, params in zip(self.policy, drawn):
+            x = _TRANSFORMS[name][1](x, *params)
         return x
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(x, self.draw(x.shape))
 
     def adapt(self, mean_real_sign: float, images: int) -> None:
         """ADA: move p toward keeping E[sign(D(real))] at the target (a no-op without a target)."""

@@ -79,6 +79,42 @@ def change_stroke(ink: torch.Tensor, thicker: torch.Tensor) -> torch.Tensor:
     return torch.where(thicker.view(-1, 1, 1, 1), dil, ero)
 
 
+def draw_distortions(n: int, height: int, width: int, gen: torch.Generator,
+                     cfg: AugmentConfig = AugmentConfig()) -> tuple[torch.Tensor, ...]:
+    """Every random number of one batch's distortions, on the CPU generator in a fixed order
+    (independent of which images are selected): (grid (n, H, W, 2), warped, thicker, do_stroke,
+    noise (n, 1, H, W) already scaled, 0 where an image gets none)."""
+    do_affine = _chosen(n, cfg.p_affine, gen)
+    grids = affine_grids(n, height, width, cfg, gen)
+    do_elastic = _chosen(n, cfg.p_elastic, gen)
+    offsets = elastic_offsets(n, height, width, cfg, gen)
+    do_stroke = _chosen(n, cfg.p_stroke, gen)
+    thicker = torch.rand(n, generator=gen) < 0.5
+    do_noise = _chosen(n, cfg.p_noise, gen)
+    noise_std = _uniform(n, 0, cfg.max_noise_std, gen)
+    noise = torch.randn(n, 1, height, width, generator=gen)
+
+    identity = F.affine_grid(torch.eye(2, 3).expand(n, 2, 3), (n, 1, height, width), align_corners=False)
+    grid = torch.where(do_affine.view(-1, 1, 1, 1), grids, identity)
+    grid = grid + offsets * do_elastic.view(-1, 1, 1, 1).float()
+    noise = noise * noise_std.view(-1, 1, 1, 1) * do_noise.view(-1, 1, 1, 1).float()
+    return grid, do_affine | do_elastic, thicker, do_stroke, noise
+
+
+def apply_distortions(x: torch.Tensor, grid: torch.Tensor, warped: torch.Tensor, thicker: torch.Tensor,
+                      do_stroke: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The distortions drawn by `draw_distortions` on `x` (tensor operations only, differentiable).
+    Images that are not selected pass through `torch.where` unchanged."""
+    dev = x.device
+    ink = (1.0 - x.float()) * 0.5
+    moved = F.grid_sample(ink, grid.to(dev), mode="bilinear", padding_mode="zeros", align_corners=False)
+    ink = torch.where(warped.to(dev).view(-1, 1, 1, 1), moved, ink)
+    ink = torch.where(do_stroke.to(dev).view(-1, 1, 1, 1), change_stroke(ink, thicker.to(dev)), ink)
+    out = 1.0 - 2.0 * ink
+    out = out + noise.to(dev)
+    return out.clamp(-1.0, 1.0).to(x.dtype)
+
+
 def augment_batch(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentConfig()) -> torch.Tensor:
     """Return a distorted copy of images `x` (B, 1, H, W) in [-1, 1]; deterministic given `gen`.
 
@@ -88,28 +124,4 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = Au
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"expected images (B, 1, H, W), got shape {tuple(x.shape)}")
     n, _, h, w = x.shape
-    dev = x.device
-    do_affine = _chosen(n, cfg.p_affine, gen)
-    grids = affine_grids(n, h, w, cfg, gen)
-    do_elastic = _chosen(n, cfg.p_elastic, gen)
-    offsets = elastic_offsets(n, h, w, cfg, gen)
-    do_stroke = _chosen(n, cfg.p_stroke, gen)
-    thicker = torch.rand(n, generator=gen) < 0.5
-    do_noise = _chosen(n, cfg.p_noise, gen)
-    noise_std = _uniform(n, 0, cfg.max_noise_std, gen)
-    noise = torch.randn(n, 1, h, w, generator=gen)
-
-    identity = F.affine_grid(torch.eye(2, 3).expand(n, 2, 3), (n, 1, h, w), align_corners=False)
-    grid = torch.where(do_affine.view(-1, 1, 1, 1), grids, identity)
-    grid = grid + offsets * do_elastic.view(-1, 1, 1, 1).float()
-
-    ink = (1.0 - x.float()) * 0.5
-    warped = do_affine | do_elastic
-    if bool(warped.any()):
-        moved = F.grid_sample(ink, grid.to(dev), mode="bilinear", padding_mode="zeros", align_corners=False)
-        ink = torch.where(warped.to(dev).view(-1, 1, 1, 1), moved, ink)
-    if bool(do_stroke.any()):
-        ink = torch.where(do_stroke.to(dev).view(-1, 1, 1, 1), change_stroke(ink, thicker.to(dev)), ink)
-    out = 1.0 - 2.0 * ink
-    out = out + (noise * noise_std.view(-1, 1, 1, 1) * do_noise.view(-1, 1, 1, 1).float()).to(dev)
-    return out.clamp_(-1.0, 1.0).to(x.dtype)
+    return apply_distortions(x, *draw_distortions(n, h, w, gen, cfg))
