@@ -33,60 +33,10 @@ from datasets.export import (EXPORT_FORMAT, EXPORT_VERSION, check_and_write, for
 from datasets.version import package_version
 
 from .generate import LoadedGan, load_gan, render, sample_z
-from .networks import Generator, WordEncoder, char_columns, encode_words
+from .networks import Generator, UnpackedWordEncoder, WordEncoder, encode_words
 
 CHECK_WORDS = 6      # words the export is checked on (several lengths)
 TRACE_WORDS = 2
-
-
-class ExportWordEncoder(nn.Module):
-    """φ without packed sequences: the same function of (tokens, lengths), for any padding width."""
-
-    def __init__(self, phi: WordEncoder):
-        super().__init__()
-        cfg = self.cfg = phi.cfg
-        self.embed = phi.embed
-        lstm = phi.lstm
-        self.forward_layers, self.backward_layers = nn.ModuleList(), nn.ModuleList()
-        for k in range(lstm.num_layers):
-            size_in = lstm.input_size if k == 0 else 2 * lstm.hidden_size
-            for layers, suffix in ((self.forward_layers, ""), (self.backward_layers, "_reverse")):
-                one = nn.LSTM(size_in, lstm.hidden_size, batch_first=True)
-                with torch.no_grad():
-                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                        getattr(one, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{k}{suffix}"))
-                layers.append(one)
-        if cfg.aligned:
-            self.paper = phi.paper
-        if cfg.cond == "spatial":
-            self.identity = phi.identity
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        embedded = self.embed(tokens)                                     # B × L × E
-        steps = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
-        inside = steps < lengths[:, None]
-        # reverse each word within its length; padding positions map to themselves
-        reverse = torch.where(inside, lengths[:, None] - 1 - steps, steps)
-        h = embedded
-        for fwd, bwd in zip(self.forward_layers, self.backward_layers):
-            out_f, _ = fwd(h)
-            flipped = h.gather(1, reverse[:, :, None].expand(-1, -1, h.shape[2]))
-            out_b, _ = bwd(flipped)
-            out_b = out_b.gather(1, reverse[:, :, None].expand(-1, -1, out_b.shape[2]))
-            h = torch.cat([out_f, out_b], dim=2)
-        if not self.cfg.aligned:
-            last = (lengths - 1)[:, None, None].expand(-1, 1, out_f.shape[2])
-            return torch.cat([out_f.gather(1, last)[:, 0], out_b[:, 0]], dim=1)
-        code = (self.cfg.word_dim,)      # a constant shape: the exporters cannot trace h.shape[-1:]
-        states = F.layer_norm(h, code)
-        if self.cfg.cond == "spatial":
-            states = states + F.layer_norm(self.identity(embedded), code)
-        index, inside_cols = char_columns(lengths, self.cfg.width, self.cfg.char_px, self.cfg.rtl)
-        index = torch.minimum(index, (lengths - 1)[:, None])              # columns past the word: masked below
-        cols = states.gather(1, index[:, :, None].expand(-1, -1, states.shape[2]))
-        cols = torch.where(inside_cols[:, :, None], cols, self.paper.to(cols.dtype))
-        # constant channel and width sizes, so the exporter's shape inference knows them downstream
-        return cols.transpose(1, 2).reshape(-1, self.cfg.word_dim, self.cfg.width)
 
 
 class ExportGenerator(nn.Module):
@@ -94,7 +44,7 @@ class ExportGenerator(nn.Module):
 
     def __init__(self, phi: WordEncoder, G: Generator):
         super().__init__()
-        self.phi, self.G = ExportWordEncoder(phi), G
+        self.phi, self.G = UnpackedWordEncoder(phi), G
 
     def forward(self, z: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """`Generator.forward` on φ(word), with the code map's width spelled as a constant (the

@@ -195,6 +195,62 @@ class WordEncoder(nn.Module):
         return cols.transpose(1, 2).contiguous()
 
 
+class UnpackedWordEncoder(nn.Module):
+    """φ without packed sequences, on φ's own parameters (shared, so gradients reach φ): the same
+    function of (tokens, lengths) for any padding width, traceable by the ONNX/TorchScript
+    exporters and by `torch.compile(fullgraph=True)` (packing needs the lengths on the host).
+
+    The forward direction runs over the padded rows, the backward direction over each word
+    reversed within its own length (padding stays behind the word), so padding never reaches a
+    character's state; the final states are taken at each word's last (forward) and first
+    (backward) character."""
+
+    def __init__(self, phi: WordEncoder):
+        super().__init__()
+        cfg = self.cfg = phi.cfg
+        self.embed = phi.embed
+        lstm = phi.lstm
+        self.forward_layers, self.backward_layers = nn.ModuleList(), nn.ModuleList()
+        for k in range(lstm.num_layers):
+            size_in = lstm.input_size if k == 0 else 2 * lstm.hidden_size
+            for layers, suffix in ((self.forward_layers, ""), (self.backward_layers, "_reverse")):
+                one = nn.LSTM(size_in, lstm.hidden_size, batch_first=True)
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    setattr(one, f"{name}_l0", getattr(lstm, f"{name}_l{k}{suffix}"))
+                layers.append(one)
+        if cfg.aligned:
+            self.paper = phi.paper
+        if cfg.cond == "spatial":
+            self.identity = phi.identity
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        embedded = self.embed(tokens)                                     # B × L × E
+        steps = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
+        inside = steps < lengths[:, None]
+        # reverse each word within its length; padding positions map to themselves
+        reverse = torch.where(inside, lengths[:, None] - 1 - steps, steps)
+        h = embedded
+        for fwd, bwd in zip(self.forward_layers, self.backward_layers):
+            out_f, _ = fwd(h)
+            flipped = h.gather(1, reverse[:, :, None].expand(-1, -1, h.shape[2]))
+            out_b, _ = bwd(flipped)
+            out_b = out_b.gather(1, reverse[:, :, None].expand(-1, -1, out_b.shape[2]))
+            h = torch.cat([out_f, out_b], dim=2)
+        if not self.cfg.aligned:
+            last = (lengths - 1)[:, None, None].expand(-1, 1, out_f.shape[2])
+            return torch.cat([out_f.gather(1, last)[:, 0], out_b[:, 0]], dim=1)
+        code = (self.cfg.word_dim,)      # a constant shape: the exporters cannot trace h.shape[-1:]
+        states = F.layer_norm(h, code)
+        if self.cfg.cond == "spatial":
+            states = states + F.layer_norm(self.identity(embedded), code)
+        index, inside_cols = char_columns(lengths, self.cfg.width, self.cfg.char_px, self.cfg.rtl)
+        index = torch.minimum(index, (lengths - 1)[:, None])              # columns past the word: masked below
+        cols = states.gather(1, index[:, :, None].expand(-1, -1, states.shape[2]))
+        cols = torch.where(inside_cols[:, :, None], cols, self.paper.to(cols.dtype))
+        # constant channel and width sizes, so the exporter's shape inference knows them downstream
+        return cols.transpose(1, 2).reshape(-1, self.cfg.word_dim, self.cfg.width)
+
+
 def char_columns(lengths: torch.Tensor, width: int, char_px: float, rtl: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Which character each canvas column draws: (index (B, width) long, inside (B, width) bool).
 
