@@ -115,7 +115,12 @@ class GanTrainConfig(GanRecipe):
     device: str = option("cpu", DEVICES_HELP)
     amp: bool = option(False, "bf16 autocast on CUDA (CTC and balancing stay fp32)")
     channels_last: bool = option(False, "NHWC memory format for G, D and R on CUDA")
-    compile: bool = option(False, "torch.compile G, D and R on CUDA (first steps compile)")
+    compile: bool = option(False, "torch.compile G, D and R on CUDA (first steps compile); with --fast the whole "
+                           "iteration as one graph, on any device")
+    fast_step: bool = option(False, "the iteration as one function of tensors (gan/fast.py): unpacked φ, tensor-op CTC, "
+                             "Adam on the device, random numbers drawn before the step; no host synchronisation "
+                             "inside it. The same training as the default step up to float rounding; one device only",
+                             flag="--fast")
     resume: bool = option(False, "continue RUN from its last.pt")
     threads: int | None = option(None, "torch CPU threads (default: torch's; 1 is best on a busy machine)", metavar="N",
                                  min=1)

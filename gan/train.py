@@ -27,7 +27,9 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils._pytree import tree_map
 
 from datasets.cpus import torch_threads
 from datasets.distributed import Placement, placement, resolve_device
@@ -37,13 +39,15 @@ from datasets.progress import progress
 from datasets.runs import RunDir, run_inputs, run_lock
 from datasets.seeding import RandomStreams, derive_seed, global_state, set_global_state
 from datasets.torch_dataset import batch_from_indices
-from htr.augment import augment_batch
+from htr.augment import augment_batch, draw_distortions
+from htr.ctc import padded_targets
 
 from .checkpoint import CHECKPOINT, read_checkpoint
 from .config import GanTrainConfig
 from .augment import DiffAugment
 from .options import parse_policy
 from .evaluate import Evaluator
+from .fast import FastGanStep
 from .generate import sample_z
 from .networks import char_columns, count_parameters, encode_words
 from .setup import build_networks, init_recognizer, load_reader, load_training_data
@@ -122,6 +126,7 @@ class GanTraining:
         if last is not None:
             self._restore(last)
         self._wrap_ddp()
+        self.fast = self._fast_step() if cfg.fast_step else None
 
     def _wrap_ddp(self) -> None:
         """Training-time views of the networks: DDP wrappers under torchrun, else the modules."""
@@ -142,17 +147,37 @@ class GanTraining:
         else:
             self.g_D, self.g_R = compiled(n.D), compiled(n.R)
 
+    def _fast_step(self):
+        """The iteration as one function of tensors (gan/fast.py), compiled whole with --compile."""
+        if self.world > 1:
+            raise UserError("--fast trains on one device; under torchrun use the default step")
+        step = FastGanStep(self.nets, self.cfg, self.readers, self.d_augment, self.autocast)
+        self.real_width = max(len(t) for t in self.data.real.targets)   # static shapes: pad to the longest
+        if not self.cfg.compile:
+            return step
+        compiled = torch.compile(step, fullgraph=True)
+
+        def run(*args):
+            with torch._dynamo.config.patch(trace_autograd_ops=True, allow_rnn=True):
+                return compiled(*args)
+        return run
+
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     # -- one iteration -------------------------------------------------------------------------
-    def _fake_inputs(self, paired: bool = False):
+    def _fake_inputs(self, paired: bool = False, padded: bool = False):
         """Words, targets and noise of a generated batch; `paired`: the second half repeats the
-        first half's words (with other noise), for the mode-seeking term."""
+        first half's words (with other noise), for the mode-seeking term; `padded`: tokens and
+        targets as (B, max_chars) rows (the fast step's static shapes; targets else concatenated)."""
         n = self.cfg.batch_size
         words = self.data.prior.sample(n // 2, self.rng) * 2 if paired else self.data.prior.sample(n, self.rng)
         tokens, lengths = encode_words(words, self.data.alphabet)
         targets = ctc_targets(words, self.data.alphabet, self.data.meta.direction)
+        if padded:
+            width = self.data.max_chars
+            tokens = F.pad(tokens, (0, width - tokens.shape[1]))
+            targets = F.pad(padded_targets(targets, lengths), (0, width - int(lengths.max())))
         z = sample_z(self.cfg.batch_size, self.nets.net_cfg.z_dim, self.streams["z"])
         dev = self.device
         return tokens.to(dev), lengths, targets.to(dev), z.to(dev)
@@ -168,6 +193,8 @@ class GanTraining:
 
     def step(self) -> torch.Tensor:
         """One training iteration; returns the tensor of LOSS_NAMES values."""
+        if self.fast is not None:
+            return self.fast(*self.fast_inputs())
         cfg, dev, n = self.cfg, self.device, self.nets
         x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next())
         x_real, targets, lengths = x_real.to(dev, non_blocking=True), targets.to(dev), lengths.to(dev)
@@ -188,6 +215,27 @@ class GanTraining:
         ms = g.get("loss_ms", torch.zeros((), device=dev))
         return torch.stack([loss_d, loss_r, g["loss_g_adv"], g["loss_g_ctc"], g["grad_norm_d"], g["grad_norm_r"],
                             g["grad_norm_r_bal"], real_sign, ms]).float()
+
+    def fast_inputs(self) -> tuple:
+        """The arguments of one fast step, drawn from the same streams in the same order as `step`."""
+        cfg, dev, aug = self.cfg, self.device, self.d_augment
+        x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next())
+        real_targets = F.pad(padded_targets(targets, lengths), (0, self.real_width - int(lengths.max())))
+        if cfg.channels_last and self.nets.fast:
+            x_real = x_real.contiguous(memory_format=torch.channels_last)
+        d_tokens, d_lengths, _, d_z = self._fake_inputs(padded=True)
+        aug_real, aug_fake = (aug.draw(x_real.shape), aug.draw(x_real.shape)) if aug is not None else (None, None)
+        tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0, padded=True)
+        b, _, h, w = x_real.shape
+        distortions = draw_distortions(b, h, w, self.streams["augment"]) if cfg.r_augment else None
+        aug_g = aug.draw(x_real.shape) if aug is not None else None
+        alpha = cfg.alpha if self.iteration >= cfg.alpha_from else None
+        columns = self._word_columns(flen) if cfg.ms_weight > 0 and cfg.ms_region == "word" else None
+        on_device = tree_map(lambda t: t if t is None else t.to(dev, non_blocking=True), (x_real, real_targets, lengths, d_lengths, flen,
+                                                                      aug_real, aug_fake, aug_g, distortions))
+        x_real, real_targets, lengths, d_lengths, flen, aug_real, aug_fake, aug_g, distortions = on_device
+        return (x_real, real_targets, lengths, d_tokens, d_lengths, d_z, tokens, flen, ftargets, z,
+                alpha, aug_real, aug_fake, aug_g, distortions, columns)
 
     # -- loop ----------------------------------------------------------------------------------
     def _start_record(self) -> dict:
