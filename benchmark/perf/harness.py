@@ -34,6 +34,7 @@ class Variant:
     fused_adam: bool = False
     compile: bool = False
     compile_mode: str = "default"  # torch.compile mode ('reduce-overhead' adds CUDA graphs)
+    fast_step: bool = False       # GAN only: gan/fast.py's iteration (compile: the whole iteration, fullgraph)
 
     def autocast(self, device: torch.device):
         if self.amp and device.type == "cuda":
@@ -55,6 +56,18 @@ def variants_for(device: torch.device, with_compile: bool, compile_mode: str = "
                                fused_adam=True, compile=True, compile_mode=compile_mode))
     elif with_compile:
         out.append(Variant("fp32 + compile" + suffix, compile=True, compile_mode=compile_mode))
+    return out
+
+
+def fast_step_variants(device: torch.device, with_compile: bool, compile_mode: str = "default") -> list[Variant]:
+    """The GAN's fast iteration (gan/fast.py), eager and, with `with_compile`, compiled whole."""
+    amp = device.type == "cuda"
+    base = "bf16 + channels-last + fast step" if amp else "fp32 + fast step"
+    out = [Variant(base, amp=amp, channels_last=amp, fast_step=True)]
+    if with_compile:
+        suffix = "" if compile_mode == "default" else f" ({compile_mode})"
+        out.append(Variant(base + " + compile (one graph)" + suffix, amp=amp, channels_last=amp, fast_step=True,
+                           compile=True, compile_mode=compile_mode))
     return out
 
 
@@ -104,6 +117,8 @@ def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: in
     torch.manual_seed(0)
     cfg = NetConfig(num_symbols=num_symbols, height=profile.height, width=profile.width,
                     channel_mult=profile.gan.channel_mult)
+    if variant.fast_step:
+        return _fast_gan_step(cfg, profile, device, variant, batch, num_symbols)
     phi = _prepare(WordEncoder(cfg), NAIVE, device)
     G = _prepare(Generator(cfg), variant, device)
     D = _prepare(Discriminator(cfg), variant, device)
@@ -131,6 +146,48 @@ def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: in
         g_step(phi, G, D, R, opt_g, tokens, tok_len, ftargets, z, 1.0, "hinge", autocast)
 
     return step, {"phi": phi, "G": G, "D": D, "R": R}
+
+
+def _fast_gan_step(cfg, profile, device, variant: Variant, batch: int, num_symbols: int):
+    """`make_gan_step` for gan/fast.py's iteration: the same networks, optimisers and inputs
+    (targets padded to the word width), the whole iteration compiled with `variant.compile`."""
+    from types import SimpleNamespace
+
+    from gan.fast import FastGanStep
+    from gan.networks import Discriminator, Generator, WordEncoder
+    from htr.ctc import padded_targets
+    from htr.model import GatedCRNN
+
+    no_compile = Variant(variant.name, channels_last=variant.channels_last)
+    phi = WordEncoder(cfg).to(device)
+    G, D = _prepare(Generator(cfg), no_compile, device), _prepare(Discriminator(cfg), no_compile, device)
+    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr.width_mult), no_compile, device)
+    adam = lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.0, 0.999))  # noqa: E731
+    nets = SimpleNamespace(phi=phi, G=G, D=D, R=R, opt_g=adam(list(phi.parameters()) + list(G.parameters())),
+                           opt_d=adam(D.parameters()), opt_r=adam(R.parameters()))
+    recipe = SimpleNamespace(loss="hinge", ctc_reduction="char", grad_clip_d=5.0, grad_clip_r=5.0, ms_weight=0.0)
+    step = FastGanStep(nets, recipe, autocast=variant.autocast(device))
+    gen = torch.Generator().manual_seed(0)
+    max_len = max(1, min(12, GatedCRNN.num_frames(profile.width) // 2))
+    x_real, targets, lengths = _random_batch(batch, profile.height, profile.width, num_symbols, max_len, gen)
+    real_targets = torch.nn.functional.pad(padded_targets(targets, lengths), (0, max_len - int(lengths.max())))
+    tokens = torch.randint(1, num_symbols + 1, (batch, max_len), generator=gen)
+    tok_len = torch.full((batch,), max_len, dtype=torch.long)
+    z = torch.randn(batch, cfg.z_dim, generator=gen)
+    x_real = x_real.to(device)
+    if variant.channels_last:
+        x_real = x_real.contiguous(memory_format=torch.channels_last)
+    args = [t.to(device) for t in (x_real, real_targets, lengths, tokens, tok_len, z, tokens, tok_len, tokens, z)] + [1.0]
+    fn = step
+    if variant.compile:
+        import torch._dynamo as dynamo
+
+        compiled = torch.compile(step, fullgraph=True, mode=variant.compile_mode)
+
+        def fn(*a):
+            with dynamo.config.patch(trace_autograd_ops=True, allow_rnn=True):
+                return compiled(*a)
+    return (lambda: fn(*args)), {"phi": phi, "G": G, "D": D, "R": R}
 
 
 def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
@@ -261,6 +318,9 @@ def run(args) -> dict:
             meas.setdefault("htr", {})[key] = bench_htr(profile, device, variant, args.batch, args.warmup, args.iters)
         if "generation" in only:
             meas.setdefault("generation", {})[key] = bench_generation(profile, device, variant, max(args.batch, 64), args.warmup, args.iters)
+    if "gan" in only:
+        for variant in fast_step_variants(device, args.compile, args.compile_mode):
+            meas.setdefault("gan", {})[variant.name] = bench_gan(profile, device, variant, args.batch, args.warmup, args.iters)
     if "features" in only:
         meas["features"] = bench_features(profile, device, args.batch, args.inception_n)
     if "frechet" in only:
