@@ -5,13 +5,18 @@
 #
 # STAGE: bench    harness, paper profile: GAN / HTR / generation, naive vs optimised (bench_train.json)
 #        compile  the same plus the torch.compile variant (bench_compile.json)
+#        fast     harness, paper profile: GAN naive / optimised / fast step (gan/fast.py) / fast step compiled
+#                 whole in reduce-overhead mode (CUDA graphs), one process (bench_fast.json)
+#        gan-fast paper-configuration GAN training with --fast --compile for $FAST_MINUTES minutes (gan_fast_log.jsonl):
+#                 the real trainer's rate beside the harness's
 #        metrics  FID feature extraction, Fréchet distance, Geometry Score 5k×5k×100 (bench_metrics.json)
 #        data     build two French stand-in sets of $N_FID training images at 128×512
 #        fid      FID 25k/25k end to end through `htraug metrics fid` (cold: PNG decode + packing; warm)
 #        htr      one HTR epoch over the first set, fp32 and bf16 (htr_fp32/, htr_bf16/ logs)
 #        gan      paper-configuration GAN training for $GAN_MINUTES minutes with $GAN_FLAGS (gan_log.jsonl, samples)
 # Environment: DEVICE (cuda), WORKERS (all cores), FONT_DIR (system fonts), N_FID (25000),
-# GAN_MINUTES (8), GAN_FLAGS (--amp --channels-last), WORK (OUT/work), SEEDS (data stage: "1 2").
+# GAN_MINUTES (8), GAN_FLAGS (--amp --channels-last), FAST_MINUTES (2), WORK (OUT/work), SEEDS (data stage: "1 2").
+# Issue-20 run (about 6 minutes of device time): gpu_suite.sh OUT fast data gan-fast fid  with N_FID=25000 SEEDS="1 2".
 set -euo pipefail
 OUT=${1:?usage: gpu_suite.sh OUT STAGE...}; shift
 DEVICE=${DEVICE:-cuda}
@@ -39,6 +44,17 @@ for stage in "$@"; do
       stamp "harness: + torch.compile"
       $HT bench --profile paper --device "$DEVICE" --only gan,htr --iters 30 --warmup 5 --compile \
           --json "$OUT/bench_compile.json" ;;
+    fast)
+      stamp "harness: GAN naive / optimised / fast step / fast step + CUDA graphs"
+      $HT bench --profile paper --device "$DEVICE" --only gan --iters 30 --warmup 10 --compile \
+          --compile-mode reduce-overhead --json "$OUT/bench_fast.json" ;;
+    gan-fast)
+      stamp "GAN, paper configuration, fast step compiled, ${FAST_MINUTES:-2} min"
+      rm -rf "$WORK/gan_fast"
+      $HT gan train --data "$WORK/fr_1/train" --val "$WORK/fr_1/val" --out "$WORK/gan_fast" --device "$DEVICE" \
+          --max-minutes "${FAST_MINUTES:-2}" --iterations 300000 --eval-every 1000 --fid-n 0 --gs-n 0 --quiet \
+          --amp --channels-last --fast --compile
+      cp "$WORK/gan_fast/log.jsonl" "$OUT/gan_fast_log.jsonl" ;;
     metrics)
       stamp "harness: features, Fréchet, Geometry Score"
       $HT bench --profile paper --device "$DEVICE" --only features,frechet,gs --batch 250 --inception-n 5000 \
