@@ -170,3 +170,16 @@ class FastGanStep:
         with torch.no_grad():   # the row carries no autograd history out of the step
             return torch.stack([loss_d, loss_r, adv, ctc, grad_d.float().norm(), grad_r.float().norm(), balanced.norm(),
                                 real_sign, ms]).float()
+
+
+def compile_step(step, mode: str = "default"):
+    """`step` compiled whole (`fullgraph=True`: any graph break is an error), called with autograd
+    and RNN tracing on (the step takes `autograd.grad` and runs LSTMs)."""
+    import torch._dynamo as dynamo
+
+    compiled = torch.compile(step, fullgraph=True, mode=mode)
+
+    def run(*args):
+        with dynamo.config.patch(trace_autograd_ops=True, allow_rnn=True):
+            return compiled(*args)
+    return run

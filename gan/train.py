@@ -47,7 +47,7 @@ from .config import GanTrainConfig
 from .augment import DiffAugment
 from .options import parse_policy
 from .evaluate import Evaluator
-from .fast import FastGanStep
+from .fast import FastGanStep, compile_step
 from .generate import sample_z
 from .networks import char_columns, count_parameters, encode_words
 from .setup import build_networks, init_recognizer, load_reader, load_training_data
@@ -153,14 +153,7 @@ class GanTraining:
             raise UserError("--fast trains on one device; under torchrun use the default step")
         step = FastGanStep(self.nets, self.cfg, self.readers, self.d_augment, self.autocast)
         self.real_width = max(len(t) for t in self.data.real.targets)   # static shapes: pad to the longest
-        if not self.cfg.compile:
-            return step
-        compiled = torch.compile(step, fullgraph=True)
-
-        def run(*args):
-            with torch._dynamo.config.patch(trace_autograd_ops=True, allow_rnn=True):
-                return compiled(*args)
-        return run
+        return compile_step(step) if self.cfg.compile else step
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -177,7 +170,7 @@ class GanTraining:
         if padded:
             width = self.data.max_chars
             tokens = F.pad(tokens, (0, width - tokens.shape[1]))
-            targets = F.pad(padded_targets(targets, lengths), (0, width - int(lengths.max())))
+            targets = padded_targets(targets, lengths, width)
         z = sample_z(self.cfg.batch_size, self.nets.net_cfg.z_dim, self.streams["z"])
         dev = self.device
         return tokens.to(dev), lengths, targets.to(dev), z.to(dev)
@@ -186,6 +179,10 @@ class GanTraining:
         """(B, W) bool: the canvas columns the aligned layout gives to each word's characters."""
         net = self.nets.net_cfg
         return char_columns(lengths.to(self.device), net.width, net.char_px, net.rtl)[1]
+
+    def _alpha(self) -> float | None:
+        """The balancing α of this iteration (the R-term schedule: none before `alpha_from`)."""
+        return self.cfg.alpha if self.iteration >= self.cfg.alpha_from else None
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """The classic distortions of `htr.augment`, differentiable, drawn from this run's stream."""
@@ -208,7 +205,7 @@ class GanTraining:
         loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast, cfg.ctc_reduction)
         tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0)
         r_augment = self._augment if cfg.r_augment else None
-        alpha = cfg.alpha if self.iteration >= cfg.alpha_from else None   # the R-term schedule
+        alpha = self._alpha()
         g = g_step(self.t_phi, self.s_G, self.g_D, self.g_R, n.opt_g, tokens, flen, ftargets, z,
                    alpha, cfg.loss, self.autocast, self.readers, r_augment, self.d_augment, cfg.ms_weight,
                    cfg.ctc_reduction, self._word_columns(flen) if cfg.ms_region == "word" else None)
@@ -220,7 +217,7 @@ class GanTraining:
         """The arguments of one fast step, drawn from the same streams in the same order as `step`."""
         cfg, dev, aug = self.cfg, self.device, self.d_augment
         x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next())
-        real_targets = F.pad(padded_targets(targets, lengths), (0, self.real_width - int(lengths.max())))
+        real_targets = padded_targets(targets, lengths, self.real_width)
         if cfg.channels_last and self.nets.fast:
             x_real = x_real.contiguous(memory_format=torch.channels_last)
         d_tokens, d_lengths, _, d_z = self._fake_inputs(padded=True)
@@ -229,10 +226,10 @@ class GanTraining:
         b, _, h, w = x_real.shape
         distortions = draw_distortions(b, h, w, self.streams["augment"]) if cfg.r_augment else None
         aug_g = aug.draw(x_real.shape) if aug is not None else None
-        alpha = cfg.alpha if self.iteration >= cfg.alpha_from else None
+        alpha = self._alpha()
         columns = self._word_columns(flen) if cfg.ms_weight > 0 and cfg.ms_region == "word" else None
-        on_device = tree_map(lambda t: t if t is None else t.to(dev, non_blocking=True), (x_real, real_targets, lengths, d_lengths, flen,
-                                                                      aug_real, aug_fake, aug_g, distortions))
+        host = (x_real, real_targets, lengths, d_lengths, flen, aug_real, aug_fake, aug_g, distortions)
+        on_device = tree_map(lambda t: t if t is None else t.to(dev, non_blocking=True), host)
         x_real, real_targets, lengths, d_lengths, flen, aug_real, aug_fake, aug_g, distortions = on_device
         return (x_real, real_targets, lengths, d_tokens, d_lengths, d_z, tokens, flen, ftargets, z,
                 alpha, aug_real, aug_fake, aug_g, distortions, columns)

@@ -25,12 +25,15 @@ IMPOSSIBLE = -1e30     # log-probability of an impossible path (finite: keeps gr
 INFINITE = 1e29        # a loss above this had no alignment (counted as infinite, then zeroed)
 
 
-def padded_targets(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """Concatenated 1-D targets → (B, S) zero-padded rows, S the longest target (host-side helper)."""
-    if targets.dim() == 2:
+def padded_targets(targets: torch.Tensor, target_lengths: torch.Tensor, width: int | None = None) -> torch.Tensor:
+    """Concatenated 1-D targets → (B, S) zero-padded rows, S = `width` (default: the longest
+    target; a fixed width gives every batch one shape). A host-side helper."""
+    if targets.dim() == 1:
+        rows = torch.split(targets, target_lengths.tolist())
+        targets = torch.nn.utils.rnn.pad_sequence(list(rows), batch_first=True, padding_value=0)
+    if width is None:
         return targets
-    rows = torch.split(targets, target_lengths.tolist())
-    return torch.nn.utils.rnn.pad_sequence(list(rows), batch_first=True, padding_value=0)
+    return torch.nn.functional.pad(targets, (0, width - targets.shape[1]))
 
 
 def ctc_loss_dense(log_probs: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,

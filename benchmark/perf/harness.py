@@ -109,7 +109,9 @@ def _random_batch(n: int, height: int, width: int, num_symbols: int, max_len: in
 
 
 def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: int = 86):
-    """(step, modules): one full GAN training iteration on fixed random inputs, and φ, G, D, R."""
+    """(step, modules): one full GAN training iteration on fixed random inputs, and φ, G, D, R;
+    with `variant.fast_step` gan/fast.py's iteration on the same networks and inputs (compiled
+    whole with `variant.compile`)."""
     from gan.networks import NetConfig, WordEncoder, Generator, Discriminator
     from gan.train import d_step, r_step, g_step
     from htr.model import GatedCRNN
@@ -117,12 +119,12 @@ def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: in
     torch.manual_seed(0)
     cfg = NetConfig(num_symbols=num_symbols, height=profile.height, width=profile.width,
                     channel_mult=profile.gan.channel_mult)
-    if variant.fast_step:
-        return _fast_gan_step(cfg, profile, device, variant, batch, num_symbols)
+    # the fast step compiles the whole iteration, not the modules one by one
+    modules = Variant(variant.name, channels_last=variant.channels_last) if variant.fast_step else variant
     phi = _prepare(WordEncoder(cfg), NAIVE, device)
-    G = _prepare(Generator(cfg), variant, device)
-    D = _prepare(Discriminator(cfg), variant, device)
-    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr.width_mult), variant, device)
+    G = _prepare(Generator(cfg), modules, device)
+    D = _prepare(Discriminator(cfg), modules, device)
+    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr.width_mult), modules, device)
     opt_g = _adam(list(phi.parameters()) + list(G.parameters()), variant, device)
     opt_d, opt_r = _adam(D.parameters(), variant, device), _adam(R.parameters(), variant, device)
     gen = torch.Generator().manual_seed(0)
@@ -131,12 +133,26 @@ def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: in
     x_real = x_real.to(device)
     if variant.channels_last:
         x_real = x_real.contiguous(memory_format=torch.channels_last)
-    targets, lengths = targets.to(device), lengths.to(device)
     tokens = torch.randint(1, num_symbols + 1, (batch, max_len), generator=gen).to(device)
     tok_len = torch.full((batch,), max_len, dtype=torch.long)
-    ftargets = tokens.flatten()
     z = torch.randn(batch, cfg.z_dim, generator=gen).to(device)
     autocast = variant.autocast(device)
+    nets = {"phi": phi, "G": G, "D": D, "R": R}
+    if variant.fast_step:
+        from types import SimpleNamespace
+
+        from gan.fast import FastGanStep, compile_step
+        from htr.ctc import padded_targets
+
+        recipe = SimpleNamespace(loss="hinge", ctc_reduction="char", grad_clip_d=5.0, grad_clip_r=5.0, ms_weight=0.0)
+        fast = FastGanStep(SimpleNamespace(**nets, opt_g=opt_g, opt_d=opt_d, opt_r=opt_r), recipe, autocast=autocast)
+        fn = compile_step(fast, variant.compile_mode) if variant.compile else fast
+        real_targets = padded_targets(targets, lengths, max_len).to(device)
+        tok_len = tok_len.to(device)
+        args = (x_real, real_targets, lengths.to(device), tokens, tok_len, z, tokens, tok_len, tokens, z, 1.0)
+        return (lambda: fn(*args)), nets
+    targets, lengths = targets.to(device), lengths.to(device)
+    ftargets = tokens.flatten()
 
     def step():
         with torch.no_grad(), autocast():
@@ -145,49 +161,7 @@ def make_gan_step(profile, device, variant: Variant, batch: int, num_symbols: in
         r_step(R, opt_r, x_real, targets, lengths, 5.0, autocast)
         g_step(phi, G, D, R, opt_g, tokens, tok_len, ftargets, z, 1.0, "hinge", autocast)
 
-    return step, {"phi": phi, "G": G, "D": D, "R": R}
-
-
-def _fast_gan_step(cfg, profile, device, variant: Variant, batch: int, num_symbols: int):
-    """`make_gan_step` for gan/fast.py's iteration: the same networks, optimisers and inputs
-    (targets padded to the word width), the whole iteration compiled with `variant.compile`."""
-    from types import SimpleNamespace
-
-    from gan.fast import FastGanStep
-    from gan.networks import Discriminator, Generator, WordEncoder
-    from htr.ctc import padded_targets
-    from htr.model import GatedCRNN
-
-    no_compile = Variant(variant.name, channels_last=variant.channels_last)
-    phi = WordEncoder(cfg).to(device)
-    G, D = _prepare(Generator(cfg), no_compile, device), _prepare(Discriminator(cfg), no_compile, device)
-    R = _prepare(GatedCRNN(num_symbols + 1, profile.height, profile.htr.width_mult), no_compile, device)
-    adam = lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.0, 0.999))  # noqa: E731
-    nets = SimpleNamespace(phi=phi, G=G, D=D, R=R, opt_g=adam(list(phi.parameters()) + list(G.parameters())),
-                           opt_d=adam(D.parameters()), opt_r=adam(R.parameters()))
-    recipe = SimpleNamespace(loss="hinge", ctc_reduction="char", grad_clip_d=5.0, grad_clip_r=5.0, ms_weight=0.0)
-    step = FastGanStep(nets, recipe, autocast=variant.autocast(device))
-    gen = torch.Generator().manual_seed(0)
-    max_len = max(1, min(12, GatedCRNN.num_frames(profile.width) // 2))
-    x_real, targets, lengths = _random_batch(batch, profile.height, profile.width, num_symbols, max_len, gen)
-    real_targets = torch.nn.functional.pad(padded_targets(targets, lengths), (0, max_len - int(lengths.max())))
-    tokens = torch.randint(1, num_symbols + 1, (batch, max_len), generator=gen)
-    tok_len = torch.full((batch,), max_len, dtype=torch.long)
-    z = torch.randn(batch, cfg.z_dim, generator=gen)
-    x_real = x_real.to(device)
-    if variant.channels_last:
-        x_real = x_real.contiguous(memory_format=torch.channels_last)
-    args = [t.to(device) for t in (x_real, real_targets, lengths, tokens, tok_len, z, tokens, tok_len, tokens, z)] + [1.0]
-    fn = step
-    if variant.compile:
-        import torch._dynamo as dynamo
-
-        compiled = torch.compile(step, fullgraph=True, mode=variant.compile_mode)
-
-        def fn(*a):
-            with dynamo.config.patch(trace_autograd_ops=True, allow_rnn=True):
-                return compiled(*a)
-    return (lambda: fn(*args)), {"phi": phi, "G": G, "D": D, "R": R}
+    return step, nets
 
 
 def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
