@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from datasets.cpus import keep_freed_memory
     from datasets.errors import UserError
     from datasets.interrupts import Terminated, install
     from datasets.version import python_problem
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"htraug: error: {problem}", file=sys.stderr)
         return 2
     install()          # SIGTERM unwinds like Ctrl-C: staging removed, locks released, last.pt written
+    keep_freed_memory()  # no page faults on every training step's re-allocated buffers (datasets/cpus.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

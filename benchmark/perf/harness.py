@@ -21,6 +21,7 @@ import time
 import torch
 
 from benchmark.profiles import get_profile
+from datasets.cpus import allocator_settings, keep_freed_memory
 from datasets.distributed import resolve_device
 
 
@@ -282,7 +283,8 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     only = set(args.only.split(",") if isinstance(args.only, str) else args.only) if args.only else set(MEASUREMENTS)
     result = {"profile": profile.name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "measurements": {}}
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "allocator": allocator_settings() or "glibc default",
+              "measurements": {}}
     meas = result["measurements"]
     for variant in variants_for(device, args.compile, args.compile_mode):
         key = variant.name
@@ -324,7 +326,10 @@ def _flatten(prefix: str, value, out: list[tuple[str, float]]) -> None:
 
 def format_table(result: dict) -> str:
     """Human-readable table of a harness result (every numeric leaf, one line each)."""
-    lines = [f"profile {result['profile']} · device {result['device']} · torch {result['torch']} · threads {result['threads']}",
+    allocator = result.get("allocator", "glibc default")
+    allocator = allocator if isinstance(allocator, str) else " ".join(f"{k}={v}" for k, v in allocator.items())
+    lines = [f"profile {result['profile']} · device {result['device']} · torch {result['torch']} · threads {result['threads']}"
+             f" · allocator {allocator}",
              f"{'measurement':<64} {'value':>14}"]
     rows: list[tuple[str, float]] = []
     _flatten("", result["measurements"], rows)
@@ -373,6 +378,7 @@ def command(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.perf.harness", description=__doc__.splitlines()[0])
     add_arguments(p)
+    keep_freed_memory()     # as `htraug bench` does (HTRAUG_MALLOC=default: glibc's own behaviour)
     return command(p.parse_args(argv))
 
 

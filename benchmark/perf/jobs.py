@@ -3,16 +3,22 @@
 Trains the study's recognizer (random images, CTC, RMSprop) for a fixed number of steps in N
 forked processes with CPUs/N torch threads each, for N = 1, 2, …, and prints the aggregate
 training images/s of each N in one run. This is what `htraug study run --jobs N` does with its
-grid units; the ratio to N = 1 is its speed-up on this machine.
+grid units; the ratio to N = 1 is its speed-up on this machine. `--malloc default,keep` runs each N
+with glibc's own allocator behaviour and with freed memory kept (what `htraug` sets,
+datasets/cpus.py), side by side, and reports the share of CPU time spent in the kernel.
 """
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 import json
 import multiprocessing as mp
+import os
+import resource
 import time
 
-from datasets.cpus import available_cpus
+from datasets.cpus import MALLOC_ENV, available_cpus
+from datasets.options import comma_choices
 from datasets.preprocess import default_width
 
 
@@ -38,26 +44,50 @@ def _train(threads: int, steps: int, batch: int, height: int, width_mult: float,
     for _ in range(3):
         step()
     start.wait()
-    t0 = time.perf_counter()
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(steps):
         step()
-    out.put(time.perf_counter() - t0)
+    seconds, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    out.put((seconds, system / max(user + system, 1e-9)))
 
 
-def measure(jobs: int, steps: int, batch: int, height: int, width_mult: float) -> dict:
+@contextmanager
+def _malloc_environment(mode: str):
+    """Processes started inside the block get glibc's defaults ("default") or htraug's settings ("keep")."""
+    saved = {name: os.environ.get(name) for name in MALLOC_ENV}
+    for name, value in MALLOC_ENV.items():
+        if mode == "keep":
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def measure(jobs: int, steps: int, batch: int, height: int, width_mult: float, malloc: str = "keep") -> dict:
     """Aggregate images/s of `jobs` concurrent workers with CPUs/jobs threads each."""
     ctx = mp.get_context("spawn")
     threads = max(1, available_cpus() // jobs)
     start, out = ctx.Barrier(jobs), ctx.Queue()
     procs = [ctx.Process(target=_train, args=(threads, steps, batch, height, width_mult, start, out))
              for _ in range(jobs)]
-    for p in procs:
-        p.start()
-    seconds = [out.get() for _ in procs]
+    with _malloc_environment(malloc):
+        for p in procs:
+            p.start()
+    measured = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    return {"jobs": jobs, "threads_each": threads, "seconds_max": round(max(seconds), 2),
-            "images_per_s": round(jobs * steps * batch / max(seconds), 1)}
+    seconds = max(s for s, _ in measured)
+    return {"jobs": jobs, "threads_each": threads, "malloc": malloc, "seconds_max": round(seconds, 2),
+            "images_per_s": round(jobs * steps * batch / seconds, 1),
+            "system_share": round(sum(share for _, share in measured) / len(measured), 3)}
 
 
 def main(argv=None) -> int:
@@ -67,9 +97,12 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--height", type=int, default=32)
     ap.add_argument("--width-mult", type=float, default=1.0)
+    ap.add_argument("--malloc", default="default,keep", type=comma_choices(("default", "keep")),
+                    help="allocator settings to compare: glibc's defaults, freed memory kept (default: both)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = [measure(int(j), args.steps, args.batch, args.height, args.width_mult) for j in args.jobs.split(",")]
+    rows = [measure(int(j), args.steps, args.batch, args.height, args.width_mult, malloc)
+            for malloc in args.malloc for j in args.jobs.split(",")]
     base = rows[0]["images_per_s"]
     for r in rows:
         r["speedup"] = round(r["images_per_s"] / base, 2)
@@ -79,8 +112,8 @@ def main(argv=None) -> int:
         print(f"recognizer training, {args.height}×{default_width(args.height)}, batch {args.batch}, width {args.width_mult}, "
               f"{available_cpus()} CPUs")
         for r in rows:
-            print(f"  {r['jobs']} job(s) × {r['threads_each']} thread(s): {r['images_per_s']:8.1f} img/s  "
-                  f"(×{r['speedup']:.2f})")
+            print(f"  malloc {r['malloc']:<7} {r['jobs']} job(s) × {r['threads_each']} thread(s): "
+                  f"{r['images_per_s']:8.1f} img/s  (×{r['speedup']:.2f})  system time {100 * r['system_share']:.0f} %")
     return 0
 
 
