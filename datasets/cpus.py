@@ -33,8 +33,9 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 # freed, and trims the heap top above its trim threshold; a training step frees and re-allocates the
 # same activation buffers every iteration, so each step page-faults them in again (measured: ~7,000
 # minor faults per recognizer step at 32×128, 8-9 % of the CPU time spent in the kernel). Fixing
-# both thresholds keeps freed blocks in the process for reuse. The environment variables are glibc's own spellings; they
-# reach processes started with "spawn" (read when their malloc starts), mallopt this process.
+# both thresholds keeps freed blocks in the process for reuse. The environment variables (glibc's
+# own spellings) reach processes started with "spawn", read when their malloc starts; mallopt
+# sets this process.
 MALLOC_KEEP_BYTES = 1 << 30
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(MALLOC_KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(MALLOC_KEEP_BYTES)}
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameter numbers (malloc.h)

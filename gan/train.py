@@ -193,8 +193,7 @@ class GanTraining:
         if self.fast is not None:
             return self.fast(*self.fast_inputs())
         cfg, dev, n = self.cfg, self.device, self.nets
-        x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next())
-        x_real, targets, lengths = x_real.to(dev, non_blocking=True), targets.to(dev), lengths.to(dev)
+        x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next(), dev)
         if cfg.channels_last and n.fast:
             x_real = x_real.contiguous(memory_format=torch.channels_last)
         tokens, flen, _, z = self._fake_inputs()

@@ -64,14 +64,16 @@ class BatchPlan:
         return batches
 
 
-def assemble(sources: list[WordImageDataset], rows: np.ndarray, rank: int = 0, world: int = 1):
-    """Images, concatenated targets and lengths of one batch (this rank's share under DDP)."""
+def assemble(sources: list[WordImageDataset], rows: np.ndarray, rank: int = 0, world: int = 1,
+             device: torch.device | None = None):
+    """Images, concatenated targets and lengths of one batch (this rank's share under DDP), on
+    `device` (default: the CPU; an accelerator receives uint8 images, see `unit_batch`)."""
     rows = rows[rank::world]
     images, targets, lengths = [], [], []
     for k, ds in enumerate(sources):
         idx = rows[rows[:, 0] == k, 1]
         if len(idx):
-            x, t, n = batch_from_indices(ds, idx)
+            x, t, n = batch_from_indices(ds, idx, device)
             images.append(x)
             targets.append(t)
             lengths.append(n)

@@ -13,7 +13,7 @@ from datasets.errors import UserError
 from datasets.files import atomic_write_text
 from datasets.format import load_dataset
 from datasets.packed import load_packed
-from datasets.preprocess import to_unit_range
+from datasets.torch_dataset import unit_batch
 
 from .checkpoint import as_recognizer, canvas_of, check_compatible
 from .decode import greedy_decode, snap_to_lexicon
@@ -36,8 +36,8 @@ def recognize(model: GatedCRNN, alphabet: Alphabet, images: torch.Tensor | np.nd
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             if isinstance(chunk, np.ndarray) or chunk.dtype == torch.uint8:
-                chunk = torch.from_numpy(to_unit_range(np.asarray(chunk)))
-                chunk = chunk.unsqueeze(1) if chunk.dim() == 3 else chunk
+                u8 = np.asarray(chunk)
+                chunk = unit_batch(u8[:, 0] if u8.ndim == 4 else u8, device)   # uint8 travels, see unit_batch
             log_probs = model(chunk.to(device, non_blocking=True).float())
             out.extend(greedy_decode(log_probs, alphabet, direction_name(model.rtl)))
     finally:

@@ -101,9 +101,9 @@ def validate_model(model: GatedCRNN, val: WordImageDataset, batch_size: int, dev
     try:
         for start in range(0, len(val), max(batch_size, 64)):
             idx = np.arange(start, min(len(val), start + max(batch_size, 64)))
-            images, targets, lengths = batch_from_indices(val, idx)
-            log_probs = model(images.to(device))
-            loss_sum += float(ctc_loss(log_probs, targets.to(device), lengths.to(device))) * len(idx)
+            images, targets, lengths = batch_from_indices(val, idx, device)
+            log_probs = model(images)
+            loss_sum += float(ctc_loss(log_probs, targets, lengths)) * len(idx)
             hyps.extend(greedy_decode(log_probs, val.alphabet, val.direction))
     finally:
         model.train(was_training)
@@ -159,6 +159,8 @@ class Trainer:
         self.plan = BatchPlan(self.real_idx, [len(s) for s in self.sources[1:]], cfg.batch_size,
                               cfg.extra_ratio, cfg.seed)
 
+        if where.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True    # one canvas size: the fastest kernels are found once
         seed_initialisation(cfg.seed)
         self.model = GatedCRNN(self.alphabet.num_classes, self.height, cfg.width_mult,
                                rtl=is_rtl(self.meta.direction), dropout=cfg.dropout).to(where.device)
@@ -237,11 +239,10 @@ class Trainer:
     # --- one step / one validation ------------------------------------------------------------
     def step(self, rows: np.ndarray) -> torch.Tensor:
         """One optimizer step on the batch `rows`; returns the detached CTC loss (mean over ranks)."""
-        images, targets, lengths = assemble(self.sources, rows, self.dist.rank, self.dist.world)
-        if self.cfg.augment:
-            images = augment_batch(images, self.aug_gen)
         dev = self.dist.device
-        images, targets, lengths = (t.to(dev, non_blocking=True) for t in (images, targets, lengths))
+        images, targets, lengths = assemble(self.sources, rows, self.dist.rank, self.dist.world, dev)
+        if self.cfg.augment:
+            images = augment_batch(images, self.aug_gen)      # drawn on the CPU, applied on `dev`
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
             log_probs = self.net(images)
         loss = ctc_loss(log_probs, targets, lengths)

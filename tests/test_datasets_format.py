@@ -109,3 +109,19 @@ def test_run_log_rewinds_to_a_checkpoint_and_ignores_torn_lines(tmp_path):
     assert log.read_text() == ""
     rewind_jsonl(tmp_path / "missing.jsonl", "step", 3)
     assert not (tmp_path / "missing.jsonl").exists()
+
+
+def test_accelerator_input_path_gives_the_cpu_values():
+    """An accelerator receives uint8 images and maps them through `to_unit_range`'s own table:
+    every byte value gives the float the CPU path gives, bit for bit (checked here on the CPU,
+    where the table lookup is the accelerator branch's arithmetic)."""
+    import torch
+    from datasets.torch_dataset import unit_batch, unit_range_table
+
+    u8 = np.random.default_rng(0).integers(0, 256, (3, 16, 64), dtype=np.uint8)
+    u8[0, 0, :2] = (0, 255)
+    on_table = unit_range_table(torch.device("cpu"))[torch.from_numpy(u8).long()].unsqueeze(1)
+    cpu = unit_batch(u8)
+    assert cpu.shape == (3, 1, 16, 64) and cpu.dtype == torch.float32
+    assert torch.equal(on_table, cpu) and cpu[0, 0, 0, 0] == -1 and cpu[0, 0, 0, 1] == 1
+    assert torch.equal(unit_batch(u8, "cpu"), cpu)

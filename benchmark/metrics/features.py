@@ -261,7 +261,7 @@ def judge_features(model, images: np.ndarray, batch_size: int = 64, device: str 
     """Pooled encoder features of a frozen recognizer: uint8 (N,H,W) → float64 (N, F)."""
     import torch
 
-    from datasets.preprocess import to_unit_range
+    from datasets.torch_dataset import unit_batch
 
     if images.shape[1] != model.height:
         raise UserError(f"images are {images.shape[1]} pixels high but the judge recognizer expects {model.height}")
@@ -271,8 +271,8 @@ def judge_features(model, images: np.ndarray, batch_size: int = 64, device: str 
     try:
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
-                x = torch.from_numpy(to_unit_range(np.asarray(images[start:start + batch_size])))[:, None]
-                out.append(model.features(x.to(device)).double().cpu().numpy())
+                x = unit_batch(np.asarray(images[start:start + batch_size]), device)
+                out.append(model.features(x).double().cpu().numpy())
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0))

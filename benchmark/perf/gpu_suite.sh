@@ -16,7 +16,8 @@
 #        gan      paper-configuration GAN training for $GAN_MINUTES minutes with $GAN_FLAGS (gan_log.jsonl, samples)
 # Environment: DEVICE (cuda), WORKERS (all cores), FONT_DIR (system fonts), N_FID (25000),
 # GAN_MINUTES (8), GAN_FLAGS (--amp --channels-last), FAST_MINUTES (2), WORK (OUT/work), SEEDS (data stage: "1 2").
-# Issue-20 run (about 6 minutes of device time): gpu_suite.sh OUT fast data gan-fast fid  with N_FID=25000 SEEDS="1 2".
+# Issue-20 run (about 7 minutes of device time): gpu_suite.sh OUT fast data gan-fast fid htr  with N_FID=25000 SEEDS="1 2"
+# (htr: the real trainer on the uint8 device input path, img/s from its log).
 set -euo pipefail
 OUT=${1:?usage: gpu_suite.sh OUT STAGE...}; shift
 DEVICE=${DEVICE:-cuda}
