@@ -49,8 +49,8 @@ def test_kept_memory_is_reused_not_faulted_in_again():
 
 @glibc
 def test_user_settings_are_left_alone():
-    env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="12345", PYTHONPATH=str(ROOT))
-    env.pop("HTRAUG_MALLOC", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "HTRAUG_MALLOC"}
+    env.update(MALLOC_TRIM_THRESHOLD_="12345", PYTHONPATH=str(ROOT))
     code = ("import os; from datasets.cpus import keep_freed_memory; "
             "print(keep_freed_memory(), os.environ.get('MALLOC_MMAP_THRESHOLD_'))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
