@@ -44,7 +44,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # glibc's mallopt parameter n
 def keep_freed_memory() -> bool:
     """Make glibc keep freed memory for reuse (this process and the ones it starts); False where the
     C library is not glibc. Set HTRAUG_MALLOC=default to leave the allocator alone."""
-    if os.environ.get("HTRAUG_MALLOC", "keep") == "default" or any(name in os.environ for name in MALLOC_ENV):
+    if os.environ.get("HTRAUG_MALLOC", "keep") == "default" or allocator_settings():
         return False                    # asked to leave it, or glibc already has the user's own settings
     try:
         import ctypes

@@ -1,6 +1,8 @@
 """PyTorch views over packed datasets: (image, encoded label, label length) triples."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
@@ -61,8 +63,10 @@ def unit_batch(images_u8, device: torch.device | str | None = None) -> torch.Ten
     return unit_range_table(device)[u8.long()].unsqueeze(1)
 
 
+@functools.lru_cache(maxsize=8)
 def unit_range_table(device: torch.device) -> torch.Tensor:
-    """`to_unit_range`'s lookup table (256 float32 values) as a tensor on `device`."""
+    """`to_unit_range`'s lookup table (256 float32 values) as a tensor on `device` (made once per
+    device, not once per batch)."""
     return torch.from_numpy(to_unit_range(np.arange(256, dtype=np.uint8))).to(device)
 
 

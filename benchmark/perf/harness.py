@@ -283,7 +283,7 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     only = set(args.only.split(",") if isinstance(args.only, str) else args.only) if args.only else set(MEASUREMENTS)
     result = {"profile": profile.name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "allocator": allocator_settings() or "glibc default",
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "allocator": allocator_settings(),
               "measurements": {}}
     meas = result["measurements"]
     for variant in variants_for(device, args.compile, args.compile_mode):
@@ -326,8 +326,7 @@ def _flatten(prefix: str, value, out: list[tuple[str, float]]) -> None:
 
 def format_table(result: dict) -> str:
     """Human-readable table of a harness result (every numeric leaf, one line each)."""
-    allocator = result.get("allocator", "glibc default")
-    allocator = allocator if isinstance(allocator, str) else " ".join(f"{k}={v}" for k, v in allocator.items())
+    allocator = " ".join(f"{k}={v}" for k, v in result.get("allocator", {}).items()) or "glibc default"
     lines = [f"profile {result['profile']} · device {result['device']} · torch {result['torch']} · threads {result['threads']}"
              f" · allocator {allocator}",
              f"{'measurement':<64} {'value':>14}"]
