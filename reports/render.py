@@ -182,6 +182,9 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
                                       "of G's image gradient at the last evaluation."])
     add_table(s, "Final metrics of the chosen generator", table_gan(results), "gan_final.csv")
     s.text.append(fid_comparability(results))
+    departures = gan_departures_text(results)
+    if departures:
+        s.text.append(departures)
     for ds, e in results.get("datasets", {}).items():
         for warning in (e.get("gan") or {}).get("warnings", []):
             s.text.append(f"WARNING ({ds}): {warning}")
@@ -259,6 +262,17 @@ def fid_comparability(results: dict) -> str:
                 "25k RIMES images at 128×512); compare only at equal N and on comparable data.")
     return ("FID here uses the judge recognizer's features only: it is not comparable with the paper's (Inception) FID "
             "values shown for reference.")
+
+
+def gan_departures_text(results: dict) -> str | None:
+    """The main GAN's departures from the paper's configuration, in words (None for older results)."""
+    departures = results.get("gan_departures")
+    if departures is None:
+        return None
+    if not departures:
+        return "The main GAN is the paper's configuration (at this profile's size)."
+    return ("The main GAN departs from the paper's configuration in: " + "; ".join(departures) + ". Setting these "
+            "fields back (under [overrides] in a study config) gives the paper's GAN at this size.")
 
 
 def _flat_items(obj: dict, prefix: str = ""):

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main as htraug
+from benchmark.profiles import PROFILES, gan_departures, get_profile
 from benchmark.study import load_study_config, run_study
-from reports.render import PAPER_LABEL, load_paper, render_report
+from reports.render import PAPER_LABEL, gan_departures_text, load_paper, render_report
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,22 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     assert 0.005 < dark < 0.6, f"unexpected ink share {dark:.3f}"
     # Images are drawn: rows with mid-grey texture (plots / sample grids), not only text and white.
     assert (np.abs(np.diff(img, axis=1)) > 30).mean() > 0.005
+
+
+def test_the_main_gans_departures_from_the_paper_are_named_in_words():
+    quick = gan_departures(PROFILES["quick"].to_json())
+    assert "ms_weight = 0.25 (paper: 0.0)" in quick and "cond = spatial (paper: cbn)" in quick
+    assert "alpha = none (paper: 1.0)" in quick and "gan_readers = [real+classic] (paper: [])" in quick
+    assert not any(d.split(" = ")[0] in ("channel_mult", "iterations", "batch_size", "eval_every") for d in quick)
+    assert gan_departures(PROFILES["paper"].to_json()) == [] and gan_departures(PROFILES["smoke"].to_json()) == []
+    back = get_profile("quick", {"gan_ms_weight": 0.0, "gan_ms_region": "image"}).to_json()
+    assert not any(d.startswith("ms_") for d in gan_departures(back)) and len(gan_departures(back)) == len(quick) - 2
+    text = gan_departures_text({"gan_departures": quick})
+    assert text.startswith("The main GAN departs from the paper's configuration in: ") and "ms_region = word" in text
+    assert gan_departures_text({"gan_departures": []}).startswith("The main GAN is the paper's configuration")
+    assert gan_departures_text({}) is None                                     # results written before the field
+
+
+def test_the_report_says_whether_the_gan_is_the_papers(report):
+    md = report.with_name("report.md").read_text()
+    assert "The main GAN is the paper's configuration (at this profile's size)." in md        # smoke: the paper's GAN

@@ -7,6 +7,7 @@ import statistics
 
 from reports.results import KIND, ROWS, SCHEMA_VERSION, SWEEP_ROWS
 
+from ..profiles import gan_departures
 from .plan import ablation_grid
 
 
@@ -107,6 +108,7 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
         "schema": SCHEMA_VERSION,
         "kind": KIND,
         "profile": prof,
+        "gan_departures": gan_departures(prof),
         "config": cfg_json,
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,
         "complete": len(done) == len(expected_units),
