@@ -154,6 +154,7 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
         "paper's row is one run on the RIMES validation set."])
     add_table(s, "Table VI — ED / WER by training data", table_htr(results, paper), "table6_htr.csv")
     add_table(s, "Per-seed HTR results", table_htr_seeds(results), "htr_per_seed.csv")
+    s.text.extend(stalled_recognizers(results))
     p = plot_htr_bars(results, figs / "htr_bars.png")
     if p:
         s.figures.append(("ED and WER with error bars (std over seeds); dotted/dashed lines: " + PAPER_LABEL, p))
@@ -262,6 +263,31 @@ def fid_comparability(results: dict) -> str:
                 "25k RIMES images at 128×512); compare only at equal N and on comparable data.")
     return ("FID here uses the judge recognizer's features only: it is not comparable with the paper's (Inception) FID "
             "values shown for reference.")
+
+
+# A seed "did not learn" when its validation ED never fell below STALLED_CER while another seed of
+# the same row reached LEARNED_CER: a recognizer left on CTC's blank plateau, not a property of the
+# row's data (at plumbing scale, where no seed learns, nothing is flagged).
+STALLED_CER, LEARNED_CER = 95.0, 80.0
+
+
+def stalled_recognizers(results: dict) -> list[str]:
+    """One warning per HTR seed that stayed on CTC's blank plateau while another seed of its row learned."""
+    out = []
+    for ds, e in results.get("datasets", {}).items():
+        for row, r in ((e.get("htr") or {}).get("rows") or {}).items():
+            seeds = r.get("per_seed") or []
+            best = {x.get("seed"): min([c["val_cer"] for c in x.get("curve") or [] if c.get("val_cer") is not None]
+                                       or [float("inf")]) for x in seeds}
+            learned = [k for k, v in best.items() if v <= LEARNED_CER]
+            for x in seeds:
+                if learned and STALLED_CER <= best[x.get("seed")] < float("inf"):
+                    out.append(f"WARNING ({ds}, {ROW_LABELS.get(row, row)}, seed {x.get('seed')}): this recognizer did "
+                               f"not learn (validation ED ≥ {best[x.get('seed')]:.1f} % at every evaluation, test ED "
+                               f"{_num(x.get('cer'))} %) while seed {learned[0]} of the row reached a validation ED of "
+                               f"{best[learned[0]]:.1f} %: it stayed on CTC's blank plateau, and the row's mean and "
+                               "std include it.")
+    return out
 
 
 def gan_departures_text(results: dict) -> str | None:

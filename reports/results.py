@@ -36,7 +36,7 @@ def load_results(path) -> dict:
 _TABLES = {"datasets", "stats", "judge", "test", "gan", "final", "htr", "rows", "seeds", "variants", "ablations",
            "synthetic", "change", "units", "timings", "versions", "profile", "config"}
 _RECORDS = {"sweep", "log", "per_seed", "curve"}
-_LISTS = {"grids", "samples", "missing", "warnings"}
+_LISTS = {"grids", "samples", "missing", "warnings", "gan_departures"}
 _NUMBERS = {"cer", "wer", "cer_ci", "wer_ci", "fid", "kid", "gs", "fid_inception", "readability_cer", "readability_wer",
             "diversity", "diversity_pixels", "gain_cer", "gain_wer", "fraction", "best_fid", "best_gs", "images",
             "words", "characters", "n", "n_real", "n_seeds", "loss_d", "d_share", "val_cer", "val_wer", "train_loss",

@@ -13,7 +13,7 @@ from PIL import Image
 from benchmark.cli import main as htraug
 from benchmark.profiles import PROFILES, gan_departures, get_profile
 from benchmark.study import load_study_config, run_study
-from reports.render import PAPER_LABEL, gan_departures_text, load_paper, render_report
+from reports.render import PAPER_LABEL, gan_departures_text, load_paper, render_report, stalled_recognizers
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,19 @@ def test_the_main_gans_departures_from_the_paper_are_named_in_words():
 def test_the_report_says_whether_the_gan_is_the_papers(report):
     md = report.with_name("report.md").read_text()
     assert "The main GAN is the paper's configuration (at this profile's size)." in md        # smoke: the paper's GAN
+
+
+def _seed(seed, cer, val_cers):
+    return {"seed": seed, "cer": cer, "curve": [{"step": 500 * (i + 1), "val_cer": v} for i, v in enumerate(val_cers)]}
+
+
+def test_a_seed_left_on_the_blank_plateau_is_flagged_only_beside_one_that_learned(report):
+    stalled, learned = _seed(0, 96.84, [99.4, 97.3, 97.3]), _seed(1, 45.27, [85.8, 74.3, 58.3])
+    rows = lambda *seeds: {"datasets": {"rimes-like": {"htr": {"rows": {"real+synthetic": {"per_seed": list(seeds)}}}}}}  # noqa: E731
+    [warning] = stalled_recognizers(rows(stalled, learned))
+    assert warning.startswith("WARNING (rimes-like, real + synthetic, seed 0): this recognizer did not learn")
+    assert "97.3 %" in warning and "96.84 %" in warning and "seed 1 of the row reached a validation ED of 58.3 %" in warning
+    assert stalled_recognizers(rows(stalled, _seed(1, 99.0, [99.0, 98.0]))) == []     # no seed learned: plumbing scale
+    assert stalled_recognizers(rows(_seed(0, 60.0, [90.0, 70.0]), learned)) == []       # slow, not stalled
+    assert stalled_recognizers(rows({"seed": 0, "cer": 97.0}, learned)) == []           # no curve: nothing to judge
+    assert "did not learn" not in report.with_name("report.md").read_text()           # smoke: no seed learns
