@@ -271,22 +271,28 @@ def fid_comparability(results: dict) -> str:
 STALLED_CER, LEARNED_CER = 95.0, 80.0
 
 
+def _best_val_cer(seed_record: dict) -> float | None:
+    """The lowest validation ED on a recognizer's training curve (None without a curve)."""
+    values = [c["val_cer"] for c in seed_record.get("curve") or [] if c.get("val_cer") is not None]
+    return min(values) if values else None
+
+
 def stalled_recognizers(results: dict) -> list[str]:
     """One warning per HTR seed that stayed on CTC's blank plateau while another seed of its row learned."""
     out = []
     for ds, e in results.get("datasets", {}).items():
         for row, r in ((e.get("htr") or {}).get("rows") or {}).items():
-            seeds = r.get("per_seed") or []
-            best = {x.get("seed"): min([c["val_cer"] for c in x.get("curve") or [] if c.get("val_cer") is not None]
-                                       or [float("inf")]) for x in seeds}
-            learned = [k for k, v in best.items() if v <= LEARNED_CER]
-            for x in seeds:
-                if learned and STALLED_CER <= best[x.get("seed")] < float("inf"):
+            best = [(x, _best_val_cer(x)) for x in r.get("per_seed") or []]
+            learned = next(((x, v) for x, v in best if v is not None and v <= LEARNED_CER), None)
+            if learned is None:
+                continue
+            for x, v in best:
+                if v is not None and v >= STALLED_CER:
                     out.append(f"WARNING ({ds}, {ROW_LABELS.get(row, row)}, seed {x.get('seed')}): this recognizer did "
-                               f"not learn (validation ED ≥ {best[x.get('seed')]:.1f} % at every evaluation, test ED "
-                               f"{_num(x.get('cer'))} %) while seed {learned[0]} of the row reached a validation ED of "
-                               f"{best[learned[0]]:.1f} %: it stayed on CTC's blank plateau, and the row's mean and "
-                               "std include it.")
+                               f"not learn (validation ED ≥ {v:.1f} % at every evaluation, test ED {_num(x.get('cer'))} "
+                               f"%) while seed {learned[0].get('seed')} of the row reached a validation ED of "
+                               f"{learned[1]:.1f} %: it stayed on CTC's blank plateau, and the row's mean and std "
+                               "include it.")
     return out
 
 
