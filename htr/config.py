@@ -16,6 +16,8 @@ OPTIMIZERS = ("rmsprop", "adam")
 LR_SCHEDULES = ("constant", "cosine")
 MIN_HEIGHT = 16   # two 4-high down-sampling convolutions (htr.model)
 CTC_REDUCTIONS = ("char", "sample")   # per-character (length-normalised) or per-sample CTC (htr.model.ctc_loss)
+STALL_CER = 95.0      # validation CER (%) a recognizer on CTC's blank plateau never goes below (htr.train)
+MAX_RESTARTS = 2      # restarts from a new initialisation that --stall-steps allows one run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +38,10 @@ class HtrRecipe(Options):
     eval_every: int = option(0, "validate every N steps (0: at the end of every epoch)", metavar="STEPS", min=0, defines_run=True)
     width_mult: float = option(1.0, "multiplier of the encoder's feature counts", gt=0, defines_run=True)
     dropout: float = option(0.0, "decoder dropout during training", min=0, lt=1, defines_run=True)
+    stall_steps: int = option(0, f"restart from a new initialisation when the validation CER has not gone below "
+                                     f"{STALL_CER:g} percent after N steps (CTC's blank plateau; at most {MAX_RESTARTS} restarts, "
+                                     "each with the whole step budget; 0: never)", metavar="N", min=0,
+                                     defines_run=True)
     grad_clip: float = option(5.0, "max gradient L2 norm (0: off)", min=0, cli=False, defines_run=True)
 
     def check(self) -> None:

@@ -15,7 +15,16 @@ The run directory (datasets.runs, the same for the GAN):
 
 Early stopping: a validation improves when its CER is lower than the best so far, or equal with
 a lower validation CTC loss (see `is_improvement`); `patience` validations without improvement
-stop the run. Under torchrun (WORLD_SIZE > 1) every rank trains on its share of each batch
+stop the run.
+
+Stall guard (`stall_steps`, 0 = off by default): from scratch, CTC sometimes settles on its blank
+plateau (a near-constant output, validation CER ≈ 97 %) and never leaves it, whatever the data. At
+the first validation `stall_steps` steps into a run, a run whose validation CER never went below
+STALL_CER starts again from a new initialisation (seeded from the run seed and the attempt number)
+with a fresh optimizer and early-stopping state and the whole step budget; the data order and the
+step count go on, and log.jsonl records the restart as an event. At most MAX_RESTARTS times.
+
+Under torchrun (WORLD_SIZE > 1) every rank trains on its share of each batch
 (DDP), every rank validates on the whole validation set (identical decisions without extra
 communication) and rank 0 alone writes files.
 """
@@ -37,13 +46,13 @@ from datasets.interrupts import StopRequest, deferred
 from datasets.preprocess import default_width
 from datasets.progress import progress
 from datasets.runs import RunDir, run_inputs, run_lock
-from datasets.seeding import RandomStreams, global_state, seed_initialisation, set_global_state
+from datasets.seeding import RandomStreams, derive_seed, global_state, seed_initialisation, set_global_state
 from datasets.torch_dataset import WordImageDataset, batch_from_indices
 
 from .augment import augment_batch
 from .batches import BatchPlan, assemble, real_subset
 from .checkpoint import CHECKPOINT, check_labels_fit
-from .config import HtrRecipe, HtrTrainConfig
+from .config import MAX_RESTARTS, STALL_CER, HtrRecipe, HtrTrainConfig
 from .decode import greedy_decode
 from .model import GatedCRNN, count_parameters, ctc_loss
 from .scoring import text_metrics
@@ -77,6 +86,9 @@ def _compatible(path: str, meta):
     check_labels_fit(meta.alphabet, ds.texts, str(path), "the training set",
                      hint="every training/validation set must fit the training set's alphabet")
     return ds
+
+
+RESTART_STREAM = 7          # derive_seed purpose of a stall restart's initialisation
 
 
 def _make_optimizer(cfg: HtrTrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -139,7 +151,8 @@ def is_improvement(metrics: dict, state: dict) -> bool:
 def initial_progress() -> dict:
     """Training position and early-stopping state (saved in last.pt as plain values)."""
     return {"epoch": 0, "batch": 0, "step": 0, "best_cer": None, "best_loss": None, "best_epoch": None, "best_step": None,
-            "bad_evals": 0, "lr_decays": 0, "loss_sum": 0.0, "loss_n": 0, "wall_s": 0.0, "finished": False, "stop_reason": None}
+            "bad_evals": 0, "lr_decays": 0, "loss_sum": 0.0, "loss_n": 0, "wall_s": 0.0, "finished": False, "stop_reason": None,
+            "attempt": 0, "attempt_start": 0, "stall_checked": False}
 
 
 class Trainer:
@@ -162,8 +175,7 @@ class Trainer:
         if where.device.type == "cuda":
             torch.backends.cudnn.benchmark = True    # one canvas size: the fastest kernels are found once
         seed_initialisation(cfg.seed)
-        self.model = GatedCRNN(self.alphabet.num_classes, self.height, cfg.width_mult,
-                               rtl=is_rtl(self.meta.direction), dropout=cfg.dropout).to(where.device)
+        self.model = self._new_model()
         self.optimizer = _make_optimizer(cfg, self.model)
         self.streams = RandomStreams()
         self.aug_gen = self.streams.torch("augment", cfg.seed * 1_000_003 + 17)
@@ -184,6 +196,11 @@ class Trainer:
                                    device=where.device)          # summed on the device: no sync per step
         self.t_start = time.monotonic()
         self.bar = None
+
+    def _new_model(self) -> GatedCRNN:
+        """The recognizer, initialised from torch's global generator."""
+        return GatedCRNN(self.alphabet.num_classes, self.height, self.cfg.width_mult,
+                         rtl=is_rtl(self.meta.direction), dropout=self.cfg.dropout).to(self.dist.device)
 
     # --- state -------------------------------------------------------------------------------
     def _restore(self, ckpt: dict) -> None:
@@ -249,7 +266,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.lr_schedule == "cosine":
-            lr = cosine_lr(self.cfg.lr, self.state["step"], self.plan.num_batches() * self.cfg.max_epochs)
+            lr = cosine_lr(self.cfg.lr, self.attempt_steps(), self.plan.num_batches() * self.cfg.max_epochs)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
         if self.cfg.grad_clip:
@@ -270,8 +287,45 @@ class Trainer:
                 group["lr"] *= cfg.lr_factor
             s["lr_decays"] += 1
 
-    def validate(self) -> bool:
-        """Validate, log, keep the best checkpoint; returns True when early stopping triggers."""
+    def attempt_steps(self) -> int:
+        """Optimizer steps since the run (or its last stall restart) began: what the budgets count."""
+        return self.state["step"] - self.state["attempt_start"]
+
+    def stalled(self) -> bool:
+        """At the first validation `stall_steps` steps into an attempt: has it never left the plateau?"""
+        cfg, s = self.cfg, self.state
+        if not cfg.stall_steps or s["stall_checked"] or self.attempt_steps() < cfg.stall_steps:
+            return False
+        s["stall_checked"] = True
+        return s["attempt"] < MAX_RESTARTS and s["best_cer"] is not None and s["best_cer"] >= STALL_CER
+
+    def restart(self) -> None:
+        """Start again from a new initialisation: fresh weights, optimizer, early stopping and step
+        budget; the data order and the step count go on."""
+        s = self.state
+        event = {"event": "restart", "epoch": s["epoch"], "step": s["step"], "attempt": s["attempt"] + 1,
+                 "reason": f"validation CER {s['best_cer']:.1f} % ≥ {STALL_CER:g} % after {self.attempt_steps()} steps"}
+        seed_initialisation(derive_seed(self.cfg.seed, s["attempt"] + 1, RESTART_STREAM))
+        self.model.load_state_dict(self._new_model().state_dict())
+        self.optimizer = _make_optimizer(self.cfg, self.model)
+        s.update(attempt=s["attempt"] + 1, attempt_start=s["step"], stall_checked=False, best_cer=None, best_loss=None,
+                 best_epoch=None, best_step=None, bad_evals=0, lr_decays=0)
+        if self.dist.main:
+            self.run_dir.log(event)
+        if self.bar is not None:
+            self.bar.total = self.total_steps()
+            self.bar.refresh()
+
+    def total_steps(self) -> int:
+        """The run's planned optimizer steps (the progress bar's total)."""
+        total = self.plan.num_batches() * self.cfg.max_epochs
+        if self.cfg.max_steps is not None:
+            total = min(total, self.state["attempt_start"] + self.cfg.max_steps)
+        return total
+
+    def validate(self, may_restart: bool = True) -> bool:
+        """Validate, log, keep the best checkpoint, restart a stalled run (`stall_steps`); returns
+        True when early stopping triggers."""
         s = self.state
         self.flush_loss()
         m = validate_model(self.model, self.val, self.cfg.batch_size, self.dist.device)
@@ -293,6 +347,8 @@ class Trainer:
             self.run_dir.log(entry)
         if self.bar is not None:
             self.bar.set_postfix(loss=_fmt(entry["train_loss"]), cer=_fmt(m["cer"]), best=_fmt(s["best_cer"]))
+        if may_restart and self.stalled():
+            self.restart()
         return s["bad_evals"] >= self.cfg.patience
 
     # --- the loop -----------------------------------------------------------------------------
@@ -300,7 +356,7 @@ class Trainer:
         cfg, s = self.cfg, self.state
         if cfg.max_minutes is not None and self.wall() >= 60 * cfg.max_minutes:
             return "time_budget"
-        if cfg.max_steps is not None and s["step"] >= cfg.max_steps:
+        if cfg.max_steps is not None and self.attempt_steps() >= cfg.max_steps:
             return "max_steps"
         return None
 
@@ -321,7 +377,7 @@ class Trainer:
         batches = self.plan.epoch(s["epoch"])
         while s["batch"] < len(batches):
             self._stop_if_asked(stop)
-            if cfg.max_steps is not None and s["step"] >= cfg.max_steps:
+            if cfg.max_steps is not None and self.attempt_steps() >= cfg.max_steps:
                 return "max_steps"
             self.loss_acc += self.step(batches[s["batch"]])
             s["loss_n"] += 1
@@ -351,9 +407,7 @@ class Trainer:
     def run(self) -> None:
         """Train until early stopping, max_epochs, a time budget or max_steps; write last.pt."""
         self.write_config()
-        total = self.plan.num_batches() * self.cfg.max_epochs
-        if self.cfg.max_steps is not None:
-            total = min(total, self.cfg.max_steps)
+        total = self.total_steps()
         self.bar = progress(total=total, desc=f"htr train {self.out.name}",
                             disable=not (self.cfg.show_progress and self.dist.main),
                             initial=min(self.state["step"], total))
@@ -366,7 +420,7 @@ class Trainer:
                     stop = self.run_epoch(asked)
             stop = stop or "max_epochs"
             if stop == "time_budget" and self.state["batch"] > 0:
-                self.validate()            # the partial epoch gets a final validation
+                self.validate(may_restart=False)      # the partial epoch gets a final validation
             if stop != "max_steps":
                 self.state["finished"], self.state["stop_reason"] = True, stop
             self.save_last()

@@ -155,6 +155,7 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     add_table(s, "Table VI — ED / WER by training data", table_htr(results, paper), "table6_htr.csv")
     add_table(s, "Per-seed HTR results", table_htr_seeds(results), "htr_per_seed.csv")
     s.text.extend(stalled_recognizers(results))
+    s.text.extend(recognizer_restarts(results))
     p = plot_htr_bars(results, figs / "htr_bars.png")
     if p:
         s.figures.append(("ED and WER with error bars (std over seeds); dotted/dashed lines: " + PAPER_LABEL, p))
@@ -277,22 +278,41 @@ def _best_val_cer(seed_record: dict) -> float | None:
     return min(values) if values else None
 
 
+def _htr_rows(results: dict):
+    """(dataset, row, per-seed records) of every HTR row in `results`."""
+    for ds, e in results.get("datasets", {}).items():
+        for row, r in ((e.get("htr") or {}).get("rows") or {}).items():
+            yield ds, row, r.get("per_seed") or []
+
+
 def stalled_recognizers(results: dict) -> list[str]:
     """One warning per HTR seed that stayed on CTC's blank plateau while another seed of its row learned."""
     out = []
-    for ds, e in results.get("datasets", {}).items():
-        for row, r in ((e.get("htr") or {}).get("rows") or {}).items():
-            best = [(x, _best_val_cer(x)) for x in r.get("per_seed") or []]
-            learned = next(((x, v) for x, v in best if v is not None and v <= LEARNED_CER), None)
-            if learned is None:
-                continue
-            for x, v in best:
-                if v is not None and v >= STALLED_CER:
-                    out.append(f"WARNING ({ds}, {ROW_LABELS.get(row, row)}, seed {x.get('seed')}): this recognizer did "
-                               f"not learn (validation ED ≥ {v:.1f} % at every evaluation, test ED {_num(x.get('cer'))} "
-                               f"%) while seed {learned[0].get('seed')} of the row reached a validation ED of "
-                               f"{learned[1]:.1f} %: it stayed on CTC's blank plateau, and the row's mean and std "
-                               "include it.")
+    for ds, row, seeds in _htr_rows(results):
+        best = [(x, _best_val_cer(x)) for x in seeds]
+        learned = next(((x, v) for x, v in best if v is not None and v <= LEARNED_CER), None)
+        if learned is None:
+            continue
+        for x, v in best:
+            if v is not None and v >= STALLED_CER:
+                out.append(f"WARNING ({ds}, {ROW_LABELS.get(row, row)}, seed {x.get('seed')}): this recognizer did "
+                           f"not learn (validation ED ≥ {v:.1f} % at every evaluation, test ED {_num(x.get('cer'))} "
+                           f"%) while seed {learned[0].get('seed')} of the row reached a validation ED of "
+                           f"{learned[1]:.1f} %: it stayed on CTC's blank plateau, and the row's mean and std "
+                           "include it.")
+    return out
+
+
+def recognizer_restarts(results: dict) -> list[str]:
+    """One line per stall-guard restart (`--stall-steps`) recorded on a recognizer's curve."""
+    out = []
+    for ds, row, seeds in _htr_rows(results):
+        for x in seeds:
+            for c in x.get("curve") or []:
+                if c.get("event") == "restart":
+                    out.append(f"NOTE ({ds}, {ROW_LABELS.get(row, row)}, seed {x.get('seed')}): restarted from a new "
+                               f"initialisation at step {c.get('step')} ({c.get('reason')}); its result is the "
+                               "restarted run's.")
     return out
 
 

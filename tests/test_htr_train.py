@@ -163,6 +163,47 @@ def test_cosine_schedule_follows_the_step_and_resumes_exactly(data, tmp_path):
         cfg(data, tmp_path / "x", lr_schedule="cosine", lr_factor=0.5).validate()
 
 
+def _constant_validation(cer):
+    def fake_validate(model, val, batch_size, device):
+        return {"cer": cer, "wer": 100.0, "cer_ci": cer, "wer_ci": 100.0, "n": 1, "loss": 4.0}
+    return fake_validate
+
+
+def _events(run):
+    return [json.loads(x) for x in (Path(run) / "log.jsonl").read_text().splitlines() if '"event"' in x]
+
+
+def test_stall_guard_restarts_a_plateaued_run_twice_and_resumes_exactly(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(htr_train, "validate_model", _constant_validation(99.0))   # never leaves the plateau
+    kw = dict(max_epochs=10, patience=10, eval_every=2, stall_steps=4)
+    full = train(cfg(data, tmp_path / "full", max_steps=6, **kw))
+    assert [(e["step"], e["attempt"]) for e in _events(full)] == [(4, 1), (8, 2)]   # at most MAX_RESTARTS
+    assert "99.0 % ≥ 95 % after 4 steps" in _events(full)[0]["reason"]
+    progress = read_checkpoint(full / "last.pt")["state"]["progress"]
+    assert progress["step"] == 8 + 6 and progress["attempt"] == 2     # the last attempt got the whole budget
+    plain = train(cfg(data, tmp_path / "plain", max_steps=14, **{**kw, "stall_steps": 0}))
+    assert not _events(plain)
+    assert not same_weights(weights(full / "last.pt"), weights(plain / "last.pt"))   # new initialisations
+    cut = tmp_path / "cut"
+    assert read_checkpoint(train(cfg(data, cut, max_steps=5, **kw)) / "last.pt")["state"]["progress"]["step"] == 13
+    train(cfg(data, cut, max_steps=6, resume=True, **kw))
+    assert same_weights(weights(full / "last.pt"), weights(cut / "last.pt"))
+    assert (full / "log.jsonl").read_text().count("\n") == (cut / "log.jsonl").read_text().count("\n")
+    assert _events(cut) == _events(full)
+
+
+def test_stall_guard_leaves_a_learning_run_alone(data, tmp_path, monkeypatch):
+    kw = dict(max_epochs=10, patience=10, eval_every=2, max_steps=8)
+    scripted = iter([99.0, 90.0, 80.0, 70.0] * 2)
+    monkeypatch.setattr(htr_train, "validate_model", lambda *a: _constant_validation(next(scripted))(*a))
+    guarded = train(cfg(data, tmp_path / "guarded", stall_steps=4, **kw))
+    plain = train(cfg(data, tmp_path / "plain", **kw))
+    assert not _events(guarded)
+    assert same_weights(weights(guarded / "last.pt"), weights(plain / "last.pt"))
+    with pytest.raises(UserError, match="stall-steps"):
+        cfg(data, tmp_path / "x", stall_steps=-1).validate()
+
+
 def test_amp_on_cpu_runs_the_network_in_bfloat16(data, tmp_path, monkeypatch):
     """--amp on CPU: convolutions run in bf16 under autocast, the CTC loss stays float32, weights stay fp32."""
     seen = {}

@@ -13,7 +13,8 @@ from PIL import Image
 from benchmark.cli import main as htraug
 from benchmark.profiles import PROFILES, gan_departures, get_profile
 from benchmark.study import load_study_config, run_study
-from reports.render import PAPER_LABEL, gan_departures_text, load_paper, render_report, stalled_recognizers
+from reports.render import (PAPER_LABEL, gan_departures_text, load_paper, recognizer_restarts, render_report,
+                            stalled_recognizers)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,15 @@ def test_a_seed_left_on_the_blank_plateau_is_flagged_only_beside_one_that_learne
     assert stalled_recognizers(rows(_seed(0, 60.0, [90.0, 70.0]), learned)) == []       # slow, not stalled
     assert stalled_recognizers(rows({"seed": 0, "cer": 97.0}, learned)) == []           # no curve: nothing to judge
     assert "did not learn" not in report.with_name("report.md").read_text()           # smoke: no seed learns
+
+
+def test_a_stall_guard_restart_is_named_and_the_restarted_seed_is_not_flagged():
+    restarted = _seed(0, 47.1, [99.4, 97.3, 97.3, 90.2, 70.5, 55.0])
+    restarted["curve"].insert(3, {"event": "restart", "epoch": 20, "step": 1500, "attempt": 1,
+                                  "reason": "validation CER 97.3 % ≥ 95 % after 1500 steps"})
+    results = {"datasets": {"arabic-like": {"htr": {"rows": {"real": {"per_seed": [restarted, _seed(1, 45.0, [80.0, 60.0])]}}}}}}
+    assert recognizer_restarts(results) == [
+        "NOTE (arabic-like, real only, seed 0): restarted from a new initialisation at step 1500 (validation CER 97.3 % ≥ 95 % "
+        "after 1500 steps); its result is the restarted run's."]
+    assert stalled_recognizers(results) == []          # the restarted run learned
+    assert recognizer_restarts({"datasets": {"arabic-like": {"htr": {"rows": {"real": {"per_seed": [_seed(1, 45.0, [80.0])]}}}}}}) == []
