@@ -31,3 +31,15 @@ def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
 def test_calibration_runs_in_parallel_workers():
     speed = cost.calibrate(1, jobs=2)
     assert speed["htr"] > 0 and speed["gan"] > 0
+
+
+def test_the_gan_recipe_scales_the_cpu_gan_iteration():
+    from dataclasses import replace
+    quick = PROFILES["quick"]
+    paper_nets = replace(quick, gan=replace(quick.gan, cond="cbn", ms_region="image"), gan_readers=())
+    assert cost.gan_recipe_factor(paper_nets) == 1.0
+    assert cost.gan_recipe_factor(quick) == pytest.approx(1.32 * (1 + 0.04 * 2))      # spatial, two frozen readers
+    fixed = 5.0 + 3 * ((2 * quick.fid_n + 2 * quick.gs_n) * 4e-3 + 1e-4 * quick.gs_n * quick.gs_reps)   # 3 evaluations
+    assert cost.cost_model(quick, "cpu")["gan"] - fixed == pytest.approx(
+        cost.gan_recipe_factor(quick) * (cost.cost_model(paper_nets, "cpu")["gan"] - fixed))
+    assert cost.cost_model(quick, "gpu")["gan"] == cost.cost_model(paper_nets, "gpu")["gan"]   # GPU: trainer rates

@@ -16,6 +16,21 @@ _COST = {"cpu": {"render": 2.2e-3, "htr": 2.5e-3, "gan": 2e-2, "gan_iter": 0.5, 
          "gpu": {"render": 2.2e-3, "htr": 3.5e-5, "gan": 2.76e-4, "gan_iter": 0.03, "gen": 5e-5, "metric": 2e-4}}
 
 
+# What the GAN recipe adds to a CPU iteration of the paper's networks (the cost table's and the
+# calibration's), measured in the real trainer at the quick size, two runs × 1 thread at once
+# (Intel Xeon, 2 vCPUs, 2026-12-03; benchmark/RESULTS.md "The GAN's share of the first ETA"): spatial
+# conditioning ×1.32 (0.86 against 0.65 s per iteration with CBN), each frozen reader +4 %;
+# distorting the fakes and mode seeking cost nothing measurable.
+GAN_COND_COST = {"spatial": 1.32}
+GAN_READER_COST = 0.04
+
+
+def gan_recipe_factor(p: Profile) -> float:
+    """The CPU cost of one of profile `p`'s GAN iterations over one of the paper's networks."""
+    readers = len(p.gan_readers) * p.htr_seeds
+    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers)
+
+
 def htr_images(p: Profile, scale: float) -> float:
     """Training images one recognizer sees on `scale` × n_train images (step cap included)."""
     images = p.htr.max_epochs * (scale * p.n_train + p.n_val)
@@ -26,6 +41,9 @@ def cost_model(p: Profile, device: str, speed: dict[str, float] | None = None) -
     """Projected seconds for each kind of stage of profile `p` on `device` ('cpu' or 'gpu');
     `speed` (from `calibrate`) scales the CPU figures to this machine."""
     c = dict(_COST[device])
+    if device == "cpu":
+        for key in ("gan", "gan_iter"):
+            c[key] *= gan_recipe_factor(p)
     if speed:
         for key in ("htr",):
             c[key] *= speed["htr"]
