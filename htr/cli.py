@@ -64,13 +64,17 @@ def train_command(args) -> int:
 
 
 def _best_summary(run: Path) -> str:
-    """One line describing the best validation of a run, from its log."""
-    entries = [e for e in read_jsonl(run / LOG) if "val_cer" in e]
+    """One line describing the best validation of a run (of its last attempt after a stall
+    restart, the one best.pt holds), from its log."""
+    records = read_jsonl(run / LOG)
+    restarts = [i for i, e in enumerate(records) if e.get("event") == "restart"]
+    entries = [e for e in records[restarts[-1] + 1 if restarts else 0:] if "val_cer" in e]
     if not entries:
         return f"{run}: no validation yet"
     best = min(entries, key=lambda e: e["val_cer"])
+    restarted = f", after {len(restarts)} stall restart(s)" if restarts else ""
     return (f"{run}: best val ED {best['val_cer']:.2f}% WER {best['val_wer']:.2f}% "
-            f"(epoch {best['epoch']}, step {best['step']}); {len(entries)} validations")
+            f"(epoch {best['epoch']}, step {best['step']}); {len(entries)} validations{restarted}")
 
 
 def read_lexicon(path) -> list[str] | None:

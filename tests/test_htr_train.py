@@ -181,6 +181,8 @@ def test_stall_guard_restarts_a_plateaued_run_twice_and_resumes_exactly(data, tm
     assert "99.0 % ≥ 95 % after 4 steps" in _events(full)[0]["reason"]
     progress = read_checkpoint(full / "last.pt")["state"]["progress"]
     assert progress["step"] == 8 + 6 and progress["attempt"] == 2     # the last attempt got the whole budget
+    from htr.cli import _best_summary
+    assert _best_summary(full).endswith("(epoch 1, step 10); 3 validations, after 2 stall restart(s)")  # best.pt's attempt
     plain = train(cfg(data, tmp_path / "plain", max_steps=14, **{**kw, "stall_steps": 0}))
     assert not _events(plain)
     assert not same_weights(weights(full / "last.pt"), weights(plain / "last.pt"))   # new initialisations
