@@ -152,7 +152,7 @@ def initial_progress() -> dict:
     """Training position and early-stopping state (saved in last.pt as plain values)."""
     return {"epoch": 0, "batch": 0, "step": 0, "best_cer": None, "best_loss": None, "best_epoch": None, "best_step": None,
             "bad_evals": 0, "lr_decays": 0, "loss_sum": 0.0, "loss_n": 0, "wall_s": 0.0, "finished": False, "stop_reason": None,
-            "attempt": 0, "attempt_start": 0, "stall_checked": False}
+            "attempt": 0, "attempt_start": 0}
 
 
 class Trainer:
@@ -292,12 +292,11 @@ class Trainer:
         return self.state["step"] - self.state["attempt_start"]
 
     def stalled(self) -> bool:
-        """At the first validation `stall_steps` steps into an attempt: has it never left the plateau?"""
+        """`stall_steps` or more steps into an attempt that may still restart: has it never left the
+        plateau? (Its best CER only falls, so only the first validation past the mark can say yes.)"""
         cfg, s = self.cfg, self.state
-        if not cfg.stall_steps or s["stall_checked"] or self.attempt_steps() < cfg.stall_steps:
-            return False
-        s["stall_checked"] = True
-        return s["attempt"] < MAX_RESTARTS and s["best_cer"] is not None and s["best_cer"] >= STALL_CER
+        return (bool(cfg.stall_steps) and self.attempt_steps() >= cfg.stall_steps and s["attempt"] < MAX_RESTARTS
+                and s["best_cer"] is not None and s["best_cer"] >= STALL_CER)
 
     def restart(self) -> None:
         """Start again from a new initialisation: fresh weights, optimizer, early stopping and step
@@ -308,7 +307,7 @@ class Trainer:
         seed_initialisation(derive_seed(self.cfg.seed, s["attempt"] + 1, RESTART_STREAM))
         self.model.load_state_dict(self._new_model().state_dict())
         self.optimizer = _make_optimizer(self.cfg, self.model)
-        s.update(attempt=s["attempt"] + 1, attempt_start=s["step"], stall_checked=False, best_cer=None, best_loss=None,
+        s.update(attempt=s["attempt"] + 1, attempt_start=s["step"], best_cer=None, best_loss=None,
                  best_epoch=None, best_step=None, bad_evals=0, lr_decays=0)
         if self.dist.main:
             self.run_dir.log(event)

@@ -268,7 +268,8 @@ def fid_comparability(results: dict) -> str:
 
 # A seed "did not learn" when its validation ED never fell below STALLED_CER while another seed of
 # the same row reached LEARNED_CER: a recognizer left on CTC's blank plateau, not a property of the
-# row's data (at plumbing scale, where no seed learns, nothing is flagged).
+# row's data (at plumbing scale, where no seed learns, nothing is flagged). STALLED_CER is the
+# recognizers' stall-guard threshold (htr.config.STALL_CER), spelled again: reports read results only.
 STALLED_CER, LEARNED_CER = 95.0, 80.0
 
 
