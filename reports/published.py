@@ -8,7 +8,8 @@ from pathlib import Path
 PAPER_DIR = Path(__file__).parent / "paper"
 PAPER_LABEL = "paper (RIMES/OpenHaRT, other data)"
 ROW_LABELS = {"real": "real only", "real+synthetic": "real + synthetic", "real+classic": "real + classic aug.",
-              "real+synthetic+classic": "real + synthetic + classic aug.", "synthetic": "synthetic only"}
+              "real+synthetic+classic": "real + synthetic + classic aug.", "synthetic": "synthetic only",
+              "synthetic+classic": "synthetic only + classic aug."}
 ABLATION_TABLES = {"alpha": ("table2", "Table II: gradient balancing α"),
                    "loss": ("table3", "Table III: adversarial loss"),
                    "attention": ("table4", "Table IV: self-attention"),

@@ -180,8 +180,9 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
                                       "Diversity is the same-word variation of generated images over z divided by real "
                                       "writers' (1: as varied as real writers, 0: style collapse); the synthetic-only "
                                       "test ED (a recognizer trained on generated words alone, tested on real test "
-                                      "writers) is the generator's usefulness; D's share is ‖∇D‖ / (‖∇D‖ + ‖balanced ∇R‖) "
-                                      "of G's image gradient at the last evaluation."])
+                                      "writers) is the generator's usefulness, beside the same with classic "
+                                      "augmentation of those words where the grid has that row; D's share is "
+                                      "‖∇D‖ / (‖∇D‖ + ‖balanced ∇R‖) of G's image gradient at the last evaluation."])
     add_table(s, "Final metrics of the chosen generator", table_gan(results), "gan_final.csv")
     s.text.append(fid_comparability(results))
     departures = gan_departures_text(results)

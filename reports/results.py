@@ -11,8 +11,15 @@ from datasets.files import parse_json_file
 SCHEMA_VERSION = 1
 KIND = "htraug-study"
 RESULTS_FILE = "results.json"
-ROWS = ("real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic")   # HTR training data
+# HTR training data, each row the '+'-joined parts it trains on: real images, synthetic words, and
+# classic augmentation of what it trains on ("synthetic+classic": generated words alone, distorted)
+ROWS = ("real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic", "synthetic+classic")
 SWEEP_ROWS = ("real", "real+synthetic")   # the rows of the real-data-size sweep
+
+
+def row_uses(row: str, part: str) -> bool:
+    """Whether grid row `row` trains with `part` (real, synthetic or classic)."""
+    return part in row.split("+")
 
 
 def load_results(path) -> dict:

@@ -89,7 +89,10 @@ def table_gan(results: dict) -> pd.DataFrame:
         f = (e.get("gan") or {}).get("final")
         judge = (e.get("judge") or {}).get("test") or {}
         if f:
-            syn = (((e.get("htr") or {}).get("rows") or {}).get("synthetic") or {}).get("cer_mean")
+            grid = (e.get("htr") or {}).get("rows") or {}
+            syn = (grid.get("synthetic") or {}).get("cer_mean")
+            syn_classic = {"synthetic + classic aug. test ED %": _num(grid["synthetic+classic"].get("cer_mean"))} \
+                if grid.get("synthetic+classic") else {}
             last = next((r for r in reversed((e.get("gan") or {}).get("log") or []) if r.get("event") == "eval"), {})
             inception = {f"FID (Inception, n={f.get('fid_inception_n')})": _num(f.get("fid_inception"))} \
                 if f.get("fid_inception") is not None else {}
@@ -99,7 +102,8 @@ def table_gan(results: dict) -> pd.DataFrame:
                          "readability ED %": _num(f.get("readability_cer")), "readability WER %": _num(f.get("readability_wer")),
                          "judge on real test ED %": _num(judge.get("cer")), "judge on real test WER %": _num(judge.get("wer")),
                          f"diversity ({f.get('diversity_words', '?')} words)": _num(f.get("diversity"), 3),
-                         "synthetic-only test ED %": _num(syn), "D's share of G's gradient": _num(last.get("d_share"), 3)})
+                         "synthetic-only test ED %": _num(syn), **syn_classic,
+                         "D's share of G's gradient": _num(last.get("d_share"), 3)})
     return pd.DataFrame(rows)
 
 

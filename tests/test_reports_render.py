@@ -66,6 +66,10 @@ def test_readability_sits_beside_the_judge_on_real_words(study, report):
     for ds, e in res["datasets"].items():
         assert gan.loc[ds, "readability ED %"] == pytest.approx(e["gan"]["final"]["readability_cer"], abs=0.01)
         assert gan.loc[ds, "judge on real test ED %"] == pytest.approx(e["judge"]["test"]["cer"], abs=0.01)
+        rows = e["htr"]["rows"]     # usefulness: the synthetic-only rows, without and with classic augmentation
+        assert gan.loc[ds, "synthetic-only test ED %"] == pytest.approx(rows["synthetic"]["cer_mean"], abs=0.01)
+        assert gan.loc[ds, "synthetic + classic aug. test ED %"] == pytest.approx(
+            rows["synthetic+classic"]["cer_mean"], abs=0.01)
 
 
 def test_markdown_mentions_every_section(report):

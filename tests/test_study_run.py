@@ -40,7 +40,8 @@ def test_full_study_covers_every_section(reference, smoke_cfg):
     assert res["complete"] and res["units"]["missing"] == []
     assert set(res["datasets"]) == {"rimes-like", "arabic-like"}
     fr = res["datasets"]["rimes-like"]
-    assert set(fr["htr"]["rows"]) == {"real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic"}
+    assert set(fr["htr"]["rows"]) == {"real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic",
+                                      "synthetic+classic"}
     real = fr["htr"]["rows"]["real"]
     assert real["n_seeds"] == smoke_cfg.profile.htr_seeds and len(real["per_seed"]) == 2
     assert real["cer_std"] is not None and real["per_seed"][0]["curve"]
@@ -58,6 +59,20 @@ def test_full_study_covers_every_section(reference, smoke_cfg):
     assert on_disk["datasets"] == res["datasets"] and on_disk["profile"]["name"] == "smoke"
     assert {"python", "torch", "numpy"} <= set(on_disk["versions"])
     assert on_disk["timings"]["stages_s"]
+
+
+def test_each_row_trains_on_its_own_data(reference):
+    """Real rows read the real training split (synthetic words as extra data where the row has
+    them), synthetic rows the generated words alone; classic rows augment; n_real follows."""
+    out, res, _ = reference
+    rows = res["datasets"]["rimes-like"]["htr"]["rows"]
+    for row, train, extra, augment in (("real+synthetic", "data/train", ["work/synthetic"], False),
+                                       ("real+synthetic+classic", "data/train", ["work/synthetic"], True),
+                                       ("synthetic", "work/synthetic", [], False),
+                                       ("synthetic+classic", "work/synthetic", [], True)):
+        opts = json.loads((out / "stages/rimes-like/htr" / row / "f1/s0/work/run/opts.json").read_text())
+        assert (opts["train"], opts["extra"], opts["augment"]) == (train, extra, augment), row
+        assert rows[row]["per_seed"][0]["n_real"] == (0 if row.startswith("synthetic") else 160), row
 
 
 def test_rerun_skips_everything(reference, smoke_cfg, fake_backend):

@@ -27,7 +27,8 @@ def test_smoke_study_end_to_end(tmp_path):
     for ds in ("rimes-like", "arabic-like"):
         e = res["datasets"][ds]
         assert e["stats"]["train"]["images"] > 0
-        assert set(e["htr"]["rows"]) == {"real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic"}
+        assert set(e["htr"]["rows"]) == {"real", "real+synthetic", "real+classic", "real+synthetic+classic", "synthetic",
+                                         "synthetic+classic"}
         assert e["gan"]["final"]["fid"] is not None and e["gan"]["grids"]
     assert res["datasets"]["rimes-like"]["ablations"]
     html = render_report(tmp_path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from reports.results import ROWS, SWEEP_ROWS
+from reports.results import ROWS, SWEEP_ROWS, row_uses
 
 from ..backend import StudyBackend
 from ..profiles import Profile, gan_train_fields
@@ -174,10 +174,10 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                         stages.append(Stage(name, partial(stage_reuse, source=d_rinit), {**ucfg, "reuse": "r-init"},
                                             (d_rinit,), unit=True, cost=0.1))
                         continue
-                    syn = d_syn if "synthetic" in row else None
+                    syn = d_syn if row_uses(row, "synthetic") else None
                     inputs = (d_data, d_syn) if syn else (d_data,)
                     n_scale = scale + (p.n_synthetic / max(1, p.n_train) if syn else 0.0)
-                    if row == "synthetic":
+                    if not row_uses(row, "real"):
                         n_scale = p.n_synthetic / max(1, p.n_train)
                     stages.append(Stage(name, partial(htr_fn, row=row, fraction=fraction, seed=seed, syn_stage=syn),
                                         ucfg, inputs, unit=True,

@@ -10,6 +10,7 @@ import shutil
 from datasets.errors import UserError
 from datasets.files import read_jsonl
 from datasets.format import read_meta
+from reports.results import row_uses
 
 from ..backend import StudyBackend
 from ..metrics.generator import score_generator
@@ -47,12 +48,12 @@ def htr_options(ctx, profile: Profile, data_dir: Path, syn_dir: Path | None, row
     """HtrTrainConfig fields of one row: the profile's recipe and sizes, and the row's data. The
     real-data subset of a sweep fraction depends on the study seed only, so every HTR seed (and
     both rows) of a fraction sees the same real images."""
-    uses_real = row != "synthetic"
-    extra = [syn_dir] if ("synthetic" in row and uses_real) else []
+    uses_real = row_uses(row, "real")
+    extra = [syn_dir] if (row_uses(row, "synthetic") and uses_real) else []
     return {**profile.htr.to_json(),
             "train": str((data_dir / "train") if uses_real else syn_dir), "extra": [str(e) for e in extra],
             "val": str(data_dir / "val"), "out": str(out or ctx.work / "run"), "seed": seed,
-            "height": profile.height, "width": profile.width, "augment": "classic" in row,
+            "height": profile.height, "width": profile.width, "augment": row_uses(row, "classic"),
             "max_train": max(1, int(fraction * n_train)) if fraction < 1 and uses_real else None,
             "subset_seed": subset_seed}
 
@@ -102,7 +103,7 @@ def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row
     val = backend.evaluate_htr(run, data_dir / "val", ctx.work / "val_predictions.tsv", **scoring)
     log = read_jsonl(Path(run) / "log.jsonl")
     return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
-            "n_real": (opts["max_train"] or n_train) if row != "synthetic" else 0,
+            "n_real": (opts["max_train"] or n_train) if row_uses(row, "real") else 0,
             "test": _jsonable(test), "val": _jsonable(val), "curve": run_history(ctx, log)}
 
 
