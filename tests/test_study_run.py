@@ -93,7 +93,7 @@ def test_more_seeds_run_only_the_new_units(tmp_path, reference, fake_backend):
     backend = fake_backend()
     res = run_study(cfg2, tmp_path / "s", backend=backend, **QUIET)
     assert {k for k, _, _ in backend.train_calls} == {"htr"} and backend.calls == []
-    assert len(backend.train_calls) == 2 * (5 + 2)          # seed 2 of every row and sweep row
+    assert len(backend.train_calls) == 2 * (6 + 2)          # seed 2 of every row and sweep row
     assert all("/s2/" in name for _, name, _ in backend.train_calls)
     assert res["datasets"]["rimes-like"]["htr"]["rows"]["real"]["n_seeds"] == 3
 
