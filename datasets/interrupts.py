@@ -3,7 +3,8 @@
 
 `install()` (the CLI calls it) turns SIGTERM in the main process into `Terminated`, a
 KeyboardInterrupt, so that every `with` block unwinds as on Ctrl-C: staging directories are
-removed, locks released. Other processes (pool workers forked from it) keep the default action.
+removed, locks released. Other processes (pool workers forked from it) keep the default action;
+pool initializers also call `default_sigterm()`.
 
 `deferred()` is for a training loop: within it, SIGINT and SIGTERM only set a flag, which the loop
 reads at a point where its state is consistent (`stop.requested`), writes its checkpoint and
@@ -44,6 +45,12 @@ def install() -> None:
         return
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def default_sigterm() -> None:
+    """A pool worker's initializer: SIGTERM kills at once (a Pool's terminate() relies on it), with
+    no Python-level handler that has to wait for the worker's main thread to run."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class StopRequest:

@@ -326,3 +326,30 @@ def test_gan_grids_missing_after_a_kill_between_last_pt_and_them_are_written_on_
         p.unlink()
     train(cfg(cut, iterations=4, resume=True))
     assert grids(cut) == grids(straight) and len(grids(cut)) == 4
+
+
+def _sigterm_action(_):
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_pool_workers_of_the_builders_die_on_sigterm_without_a_python_handler(tmp_path, monkeypatch):
+    """The renderer's and the packer's pool initializers reset SIGTERM to the default action, so a
+    Pool's terminate() never waits on a worker's Python-level handler (the CLI installs one)."""
+    import multiprocessing as mp
+    from types import SimpleNamespace
+    import datasets.build as build
+    import datasets.packed as packed
+    from datasets.interrupts import install
+
+    previous = signal.getsignal(signal.SIGTERM)
+    install()
+    try:
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL       # the parent keeps its handler
+        monkeypatch.setattr(build, "Renderer", lambda *a: None)          # the initializers' own work aside
+        monkeypatch.setattr(packed, "load_dataset", lambda root: None)
+        ctx = SimpleNamespace(pool=None, direction="ltr", config=SimpleNamespace(height=1, width=1))
+        for init, args in ((build._init_worker, (ctx,)), (packed._init_pack_worker, (str(tmp_path),))):
+            with mp.get_context("fork").Pool(1, initializer=init, initargs=args) as pool:
+                assert pool.map(_sigterm_action, [0]) == [True], init.__name__
+    finally:
+        signal.signal(signal.SIGTERM, previous)
