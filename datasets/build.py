@@ -21,7 +21,6 @@ from .errors import UserError
 from .fonts import FontInfo, load_pool, require_raqm, uncovered
 from .files import StagingDir, check_new_output
 from .format import DatasetMeta, DatasetWriter, write_collection_meta
-from .interrupts import default_sigterm
 from .options import Options, option, parse_comma_list
 from .progress import progress
 from .render import Renderer, WriterStyle, encode_png, random_writer
@@ -148,7 +147,6 @@ _WORKER: tuple[_Context, Renderer] | None = None  # per worker process, set by t
 
 def _init_worker(ctx: _Context) -> None:
     global _WORKER
-    default_sigterm()
     _WORKER = (ctx, Renderer(ctx.pool, ctx.direction, ctx.config.height, ctx.config.width))
 
 

@@ -3,8 +3,8 @@
 
 `install()` (the CLI calls it) turns SIGTERM in the main process into `Terminated`, a
 KeyboardInterrupt, so that every `with` block unwinds as on Ctrl-C: staging directories are
-removed, locks released. Other processes (pool workers forked from it) keep the default action;
-pool initializers also call `default_sigterm()`.
+removed, locks released. Every process forked from it (stage and pool workers) gets the default
+action back at the fork itself, before any of its Python code runs.
 
 `deferred()` is for a training loop: within it, SIGINT and SIGTERM only set a flag, which the loop
 reads at a point where its state is consistent (`stop.requested`), writes its checkpoint and
@@ -23,7 +23,7 @@ class Terminated(KeyboardInterrupt):
     """The process received SIGTERM."""
 
 
-_MAIN_PID: int | None = None
+_fork_hook_registered = False   # os.register_at_fork hooks cannot be removed: register once
 
 
 def _exception(signum: int) -> KeyboardInterrupt:
@@ -31,26 +31,25 @@ def _exception(signum: int) -> KeyboardInterrupt:
 
 
 def _on_sigterm(signum, frame):
-    if os.getpid() != _MAIN_PID:           # a forked worker: die as without the handler
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
     raise Terminated()
 
 
+def _default_sigterm_in_child() -> None:
+    """After a fork: SIGTERM kills the child at once, as without any handler (a Pool's terminate()
+    relies on it), whatever handler the parent had when it forked."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def install() -> None:
-    """Make SIGTERM unwind the main process like Ctrl-C (idempotent; main thread only)."""
-    global _MAIN_PID
+    """Make SIGTERM unwind the main process like Ctrl-C, and give every process forked from it the
+    default action (idempotent; main thread only)."""
+    global _fork_hook_registered
     if threading.current_thread() is not threading.main_thread():
         return
-    _MAIN_PID = os.getpid()
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        _fork_hook_registered = True
     signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def default_sigterm() -> None:
-    """A pool worker's initializer: SIGTERM kills at once (a Pool's terminate() relies on it), with
-    no Python-level handler that has to wait for the worker's main thread to run."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class StopRequest:

@@ -26,7 +26,6 @@ import numpy as np
 from .cpus import available_cpus
 from .files import atomic_file, atomic_write_json, remove_stale
 from .format import LABELS, META, Dataset, load_dataset, read_grey_png
-from .interrupts import default_sigterm
 from .preprocess import fit_to_canvas
 from .progress import progress
 
@@ -141,7 +140,6 @@ _WORKER_DS: list = []   # the dataset a packing worker process reads (set by its
 
 
 def _init_pack_worker(root: str) -> None:
-    default_sigterm()
     _WORKER_DS[:] = [load_dataset(root)]
 
 

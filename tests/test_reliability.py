@@ -333,8 +333,9 @@ def _sigterm_action(_):
 
 
 def test_pool_workers_of_the_builders_die_on_sigterm_without_a_python_handler(tmp_path, monkeypatch):
-    """The renderer's and the packer's pool initializers reset SIGTERM to the default action, so a
-    Pool's terminate() never waits on a worker's Python-level handler (the CLI installs one)."""
+    """Processes forked after the CLI's install() (the renderer's and the packer's pool workers
+    among them) have SIGTERM's default action, so a Pool's terminate() never waits on a worker's
+    Python-level handler."""
     import multiprocessing as mp
     from types import SimpleNamespace
     import datasets.build as build
