@@ -62,3 +62,31 @@ def keep_freed_memory() -> bool:
 def allocator_settings() -> dict[str, str]:
     """glibc malloc settings this process's environment carries (empty: the allocator's defaults)."""
     return {name: os.environ[name] for name in MALLOC_ENV if name in os.environ}
+
+
+AMP_MODES = ("off", "on", "auto")
+
+
+def native_bf16_cpu() -> bool:
+    """Does this CPU compute bf16 natively (AMX or AVX-512 BF16), as torch will run it? False under
+    `ATEN_CPU_CAPABILITY=avx2` / `ONEDNN_MAX_CPU_ISA=AVX2` (an AVX2 machine emulated), where bf16
+    would be emulated and slower than float32."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    try:
+        hardware = cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported()
+        kernels = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):   # an older torch without these probes
+        return False
+    return bool(hardware and kernels and torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "NO AVX", "AVX2"))
+
+
+def bf16_autocast(mode: str, device_type: str) -> bool:
+    """Whether an `amp` mode (off, on, auto) runs bf16 autocast on a device of `device_type`: auto is
+    on where bf16 is native (CUDA, or `native_bf16_cpu`)."""
+    if mode not in AMP_MODES:
+        raise ValueError(f"amp mode must be one of {', '.join(AMP_MODES)}, got {mode!r}")
+    if mode == "auto":
+        return device_type == "cuda" or (device_type == "cpu" and native_bf16_cpu())
+    return mode == "on"

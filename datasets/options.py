@@ -33,19 +33,21 @@ _BOUNDS = {"min": ("≥", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
 def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, metavar: str | None = None,
            choices: tuple | None = None, parse: Callable[[str], Any] | None = None, cli: bool = True,
            repeat: bool = False, path: bool = False, default_factory: Callable | None = None,
-           show_default: bool = True, defines_run: bool = False, **bounds) -> Any:
+           show_default: bool = True, defines_run: bool = False, bare: Any = None, **bounds) -> Any:
     """A dataclass field with its one description.
 
     `flag`: the command-line flag (default `--field-name`; for a bool field that defaults to True,
     the flag that turns it off, e.g. "--no-attention"). `parse`: text → value for the command line.
     `repeat`: a list filled by repeating the flag. `path`: stored as a string (a Path is accepted).
     `cli=False`: not on the command line. `defines_run`: a resumed run must keep this value.
+    `bare`: the value the flag means when given without one (`--amp` alone: "on").
     Bounds: min (≥), gt (>), max (≤), lt (<); None passes."""
     unknown = set(bounds) - set(_BOUNDS)
     if unknown:
         raise TypeError(f"unknown option bound(s) {sorted(unknown)}")
     meta = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "parse": parse, "cli": cli,
-            "repeat": repeat, "path": path, "bounds": bounds, "show_default": show_default, "defines_run": defines_run}
+            "repeat": repeat, "path": path, "bounds": bounds, "show_default": show_default, "defines_run": defines_run,
+            "bare": bare}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -217,6 +219,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, required: tuple[str, ...
             kw.update(metavar=meta.get("metavar"), type=meta.get("parse") or (kind.element if kind.element and meta.get("repeat") else kind.base))
             if meta.get("choices") is not None:
                 kw["choices"] = meta["choices"]
+            if meta.get("bare") is not None:
+                kw.update(nargs="?", const=meta["bare"])
             if meta.get("repeat"):
                 kw["action"] = "append"
             if f.name in required:
@@ -226,6 +230,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, required: tuple[str, ...
 
 def _help(f, kind: _Kind) -> str:
     text = f.metadata.get("help", "")
+    if f.metadata.get("bare") is not None:
+        text = f"{text}; the flag alone means {f.metadata['bare']}"
     if kind.base is bool or not f.metadata.get("show_default", True):
         return text
     default = f.default if f.default is not MISSING else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasets.cpus import AMP_MODES
 from datasets.errors import UserError
 from datasets.options import Options, option
 from datasets.distributed import DEVICES_HELP
@@ -42,6 +43,9 @@ class HtrRecipe(Options):
                                      f"{STALL_CER:g} percent after N steps (CTC's blank plateau; at most {MAX_RESTARTS} restarts, "
                                      "each with the whole step budget; 0: never)", metavar="N", min=0,
                                      defines_run=True)
+    amp: str = option("off", "bf16 autocast of the network's forward pass, CTC in float32: on, off, or auto (on "
+                      "where bf16 is native: CUDA, or a CPU with AMX or AVX-512 BF16; float32 elsewhere)",
+                      choices=AMP_MODES, bare="on", defines_run=True)
     grad_clip: float = option(5.0, "max gradient L2 norm (0: off)", min=0, cli=False, defines_run=True)
 
     def check(self) -> None:
@@ -70,7 +74,6 @@ class HtrTrainConfig(HtrRecipe):
     save_every: int = option(200, "also write last.pt every N optimizer steps (wherever an epoch ends)", metavar="N", min=1)
     resume: bool = option(False, "continue RUN from its last.pt (exactly)")
     device: str = option("cpu", DEVICES_HELP)
-    amp: bool = option(False, "bf16 autocast on CUDA, or on a CPU with native bf16 (AVX-512 BF16 / AMX); CTC stays in float32")
     compile: bool = option(False, "torch.compile the training forward (CUDA only)")
     threads: int | None = option(None, "torch CPU threads (default: torch's; 1 is best on a busy machine)", min=1)
     show_progress: bool = option(True, "no progress bar", flag="--quiet")

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from datasets.alphabet import is_rtl
-from datasets.cpus import torch_threads
+from datasets.cpus import bf16_autocast, torch_threads
 from datasets.distributed import Placement, placement
 from datasets.errors import UserError
 from datasets.format import load_dataset
@@ -172,6 +172,7 @@ class Trainer:
         self.plan = BatchPlan(self.real_idx, [len(s) for s in self.sources[1:]], cfg.batch_size,
                               cfg.extra_ratio, cfg.seed)
 
+        self.bf16 = bf16_autocast(cfg.amp, where.device.type)   # what --amp resolved to on this device
         if where.device.type == "cuda":
             torch.backends.cudnn.benchmark = True    # one canvas size: the fastest kernels are found once
         seed_initialisation(cfg.seed)
@@ -251,7 +252,7 @@ class Trainer:
             width_mult=self.cfg.width_mult, parameters=count_parameters(m), frames=m.num_frames(self.width),
             real_train_images=int(len(self.real_idx)), extra_images=[len(s) for s in src[1:]],
             val_images=len(self.val), dropped={"train": src[0].packed.dropped, "val": self.val.packed.dropped},
-            world_size=self.dist.world, torch=torch.__version__, inputs=self.inputs)
+            world_size=self.dist.world, torch=torch.__version__, bf16_autocast=self.bf16, inputs=self.inputs)
 
     # --- one step / one validation ------------------------------------------------------------
     def step(self, rows: np.ndarray) -> torch.Tensor:
@@ -260,7 +261,7 @@ class Trainer:
         images, targets, lengths = assemble(self.sources, rows, self.dist.rank, self.dist.world, dev)
         if self.cfg.augment:
             images = augment_batch(images, self.aug_gen)      # drawn on the CPU, applied on `dev`
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.bf16):
             log_probs = self.net(images)
         loss = ctc_loss(log_probs, targets, lengths)
         self.optimizer.zero_grad(set_to_none=True)

@@ -156,6 +156,7 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     add_table(s, "Per-seed HTR results", table_htr_seeds(results), "htr_per_seed.csv")
     s.text.extend(stalled_recognizers(results))
     s.text.extend(recognizer_restarts(results))
+    s.text.extend(recognizer_precision(results))
     p = plot_htr_bars(results, figs / "htr_bars.png")
     if p:
         s.figures.append(("ED and WER with error bars (std over seeds); dotted/dashed lines: " + PAPER_LABEL, p))
@@ -316,6 +317,18 @@ def recognizer_restarts(results: dict) -> list[str]:
                                f"initialisation at step {c.get('step')} ({c.get('reason')}); its result is the "
                                "restarted run's.")
     return out
+
+
+def recognizer_precision(results: dict) -> list[str]:
+    """A note when recognizers trained under bf16 autocast (the recipe's `amp`, e.g. auto on a CPU
+    with native bf16); none when every one trained in float32."""
+    seeds = [x for _, _, per_seed in _htr_rows(results) for x in per_seed]
+    bf16 = sum(1 for x in seeds if x.get("bf16"))
+    if not bf16:
+        return []
+    return [f"NOTE: {bf16} of the {len(seeds)} recognizers above trained with their forward pass under bf16 autocast "
+            "(the recipe's amp: on, or auto on a machine with native bf16); weights, CTC, validation and test "
+            "scoring ran in float32."]
 
 
 def gan_departures_text(results: dict) -> str | None:

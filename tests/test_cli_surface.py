@@ -32,8 +32,10 @@ def command_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = (
 
 
 def option_record(action: argparse.Action) -> dict:
-    """Whether an option takes a value, and its choices if it has any."""
+    """Whether an option takes a value (and whether it may be given without one), and its choices if it has any."""
     record = {"takes_value": action.nargs != 0}
+    if action.nargs == "?":
+        record["value_optional"] = True
     if action.choices is not None:
         record["choices"] = sorted(action.choices)
     return record
@@ -65,7 +67,7 @@ def option_problems(command: str, flag: str, recorded: dict, current: dict | Non
     if current is None:
         return [f"{where}: option disappeared"]
     problems = []
-    if recorded["takes_value"] != current["takes_value"]:
+    if recorded["takes_value"] != current["takes_value"] and not current.get("value_optional"):
         was = "took a value" if recorded["takes_value"] else "was a flag without value"
         problems.append(f"{where}: {was}, now takes_value={current['takes_value']}")
     if "choices" in recorded and "choices" in current:
@@ -108,6 +110,14 @@ def test_recorded_surface_covers_every_command_group():
 def test_every_recorded_flag_is_still_accepted():
     problems = surface_problems(recorded_commands(), cli_surface(build_parser()))
     assert not problems, "command-line surface lost:\n" + "\n".join(problems)
+
+
+def test_a_flag_that_now_takes_an_optional_value_is_still_accepted():
+    current = copy.deepcopy(recorded_commands())
+    current["htr train"]["options"]["--augment"] = {"takes_value": True, "value_optional": True}
+    assert surface_problems(recorded_commands(), current) == []
+    assert cli_surface(build_parser())["htr train"]["options"]["--amp"] == {
+        "takes_value": True, "value_optional": True, "choices": ["auto", "off", "on"]}
 
 
 @pytest.mark.parametrize("mutate, expected", [

@@ -207,7 +207,7 @@ def test_stall_guard_leaves_a_learning_run_alone(data, tmp_path, monkeypatch):
 
 
 def test_amp_on_cpu_runs_the_network_in_bfloat16(data, tmp_path, monkeypatch):
-    """--amp on CPU: convolutions run in bf16 under autocast, the CTC loss stays float32, weights stay fp32."""
+    """--amp on, on a CPU: convolutions run in bf16 under autocast, the CTC loss stays float32, weights stay fp32."""
     seen = {}
     real_step = htr_train.Trainer.step
 
@@ -218,10 +218,54 @@ def test_amp_on_cpu_runs_the_network_in_bfloat16(data, tmp_path, monkeypatch):
         return real_step(self, rows)
 
     monkeypatch.setattr(htr_train.Trainer, "step", step)
-    run = train(cfg(data, tmp_path / "amp", amp=True, max_epochs=1))
+    run = train(cfg(data, tmp_path / "amp", amp="on", max_epochs=1))
     assert seen == {"conv": torch.bfloat16, "log_probs": torch.float32}
     w = weights(run / "last.pt")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in w.values() if v.is_floating_point())
+
+
+def test_amp_flag_alone_means_on_takes_a_mode_and_rejects_others(capsys):
+    parser = build_parser()
+    base = ["htr", "train", "--train", "T", "--val", "V", "--out", "R"]
+    assert parser.parse_args(base + ["--amp"]).amp == "on"
+    assert parser.parse_args(base + ["--amp", "auto"]).amp == "auto"
+    assert not hasattr(parser.parse_args(base), "amp")              # not given: the recipe's value
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--amp", "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="amp"):
+        HtrTrainConfig(train="T", val="V", out="R", amp="fp16")
+
+
+def test_amp_auto_resolves_per_device_and_is_recorded(data, tmp_path, monkeypatch):
+    from datasets import cpus
+
+    assert [cpus.bf16_autocast(m, "cpu") for m in ("off", "on")] == [False, True]
+    assert cpus.bf16_autocast("auto", "cuda") and not cpus.bf16_autocast("off", "cuda")
+    monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: False)
+    assert not cpus.bf16_autocast("auto", "cpu")
+    with pytest.raises(ValueError, match="amp mode"):
+        cpus.bf16_autocast("yes", "cpu")
+    run = train(cfg(data, tmp_path / "auto", amp="auto", max_epochs=1))   # no native bf16 here: float32
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"]["amp"] == "auto" and stored["bf16_autocast"] is False
+    assert same_weights(weights(run / "last.pt"), weights(train(cfg(data, tmp_path / "off", max_epochs=1)) / "last.pt"))
+
+
+def test_amp_defines_the_run(data, tmp_path):
+    train(cfg(data, tmp_path / "r", max_epochs=1, save_every=1, max_steps=2))
+    with pytest.raises(UserError, match="different configuration"):
+        train(cfg(data, tmp_path / "r", max_epochs=1, resume=True, amp="on"))
+
+
+def test_native_bf16_is_off_on_an_emulated_avx2_machine():
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", "from datasets.cpus import native_bf16_cpu; print(native_bf16_cpu())"],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_equal_cer_is_broken_by_validation_loss():

@@ -13,8 +13,8 @@ from PIL import Image
 from benchmark.cli import main as htraug
 from benchmark.profiles import PROFILES, gan_departures, get_profile
 from benchmark.study import load_study_config, run_study
-from reports.render import (PAPER_LABEL, gan_departures_text, load_paper, recognizer_restarts, render_report,
-                            stalled_recognizers)
+from reports.render import (PAPER_LABEL, gan_departures_text, load_paper, recognizer_precision, recognizer_restarts,
+                            render_report, stalled_recognizers)
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,16 @@ def test_a_seed_left_on_the_blank_plateau_is_flagged_only_beside_one_that_learne
     assert stalled_recognizers(rows(_seed(0, 60.0, [90.0, 70.0]), learned)) == []       # slow, not stalled
     assert stalled_recognizers(rows({"seed": 0, "cer": 97.0}, learned)) == []           # no curve: nothing to judge
     assert "did not learn" not in report.with_name("report.md").read_text()           # smoke: no seed learns
+
+
+def test_bf16_recognizers_are_counted_in_a_note_and_float32_ones_need_none():
+    bf16 = {**_seed(0, 47.1, [80.0, 60.0]), "bf16": True}
+    results = {"datasets": {"rimes-like": {"htr": {"rows": {"real": {"per_seed": [bf16, _seed(1, 45.0, [80.0])]},
+                                                            "real+classic": {"per_seed": [{**bf16, "seed": 1}]}}}}}}
+    notes = recognizer_precision(results)
+    assert len(notes) == 1 and notes[0].startswith("NOTE: 2 of the 3 recognizers above trained") and "bf16" in notes[0]
+    results["datasets"]["rimes-like"]["htr"]["rows"] = {"real": {"per_seed": [_seed(1, 45.0, [80.0])]}}
+    assert recognizer_precision(results) == []
 
 
 def test_a_stall_guard_restart_is_named_and_the_restarted_seed_is_not_flagged():

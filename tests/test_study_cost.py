@@ -18,11 +18,11 @@ def test_speed_scales_the_cpu_figures_not_the_fixed_overheads():
 
 def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
     ref = cost.calibration_reference()
-    monkeypatch.setattr(cost, "calibration_workloads", lambda threads: {"htr": 2 * ref["htr"], "gan": 0.5 * ref["gan"]})
+    monkeypatch.setattr(cost, "calibration_workloads", lambda threads, htr_amp: {"htr": 2 * ref["htr"], "gan": 0.5 * ref["gan"]})
     assert cost.calibrate(1) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
     lines = []
     import benchmark.study.run as run
-    monkeypatch.setattr(run, "calibrate", lambda threads, jobs: cost.calibrate(threads))
+    monkeypatch.setattr(run, "calibrate", lambda threads, jobs, htr_amp: cost.calibrate(threads))
     assert timed_calibration(1, lines.append, 2) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
     assert "ETA calibrated on this machine" in lines[0] and "×2.00" in lines[0]
 

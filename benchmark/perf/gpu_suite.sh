@@ -81,7 +81,7 @@ for stage in "$@"; do
     htr)
       for variant in fp32 bf16; do
         stamp "HTR one epoch ($variant)"
-        flags=(); [ "$variant" = bf16 ] && flags=(--amp)
+        flags=(); [ "$variant" = bf16 ] && flags=(--amp on)
         rm -rf "$WORK/htr_$variant"
         t0=$(date +%s.%N)
         $HT htr train --train "$WORK/fr_1/train" --val "$WORK/fr_1/val" --out "$WORK/htr_$variant" --max-epochs 1 \

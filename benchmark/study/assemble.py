@@ -31,7 +31,7 @@ def aggregate_seeds(per_seed: list[dict]) -> dict:
         for k in _numeric_keys(scored):
             out[f"{prefix}{k}_mean"], out[f"{prefix}{k}_std"] = _mean_std([d.get(k) for d in scored])
     out["per_seed"] = [{"seed": r["seed"], **r["test"], **({"val": r["val"]} if r.get("val") else {}),
-                        "n_real": r.get("n_real"), "curve": r.get("curve", [])}
+                        "n_real": r.get("n_real"), "curve": r.get("curve", []), **({"bf16": True} if r.get("bf16") else {})}
                        for r in sorted(per_seed, key=lambda r: r["seed"])]
     return out
 

@@ -87,15 +87,16 @@ def calibration_reference() -> dict[str, float]:
     return {"htr": c["htr"] * CAL_HTR_BATCH, "gan": c["gan_iter"] + c["gan"] * CAL_GAN_MULT ** 2 * CAL_GAN_BATCH}
 
 
-def calibration_workloads(threads: int) -> dict[str, float]:
-    """Median seconds of a recognizer training step (5 timed) and of a GAN iteration (D + R +
-    balanced G, 2 timed) of the calibration workloads on `threads` torch threads."""
+def calibration_workloads(threads: int, htr_amp: str = "off") -> dict[str, float]:
+    """Median seconds of a recognizer training step (5 timed; under bf16 autocast where the
+    recipe's `htr_amp` mode turns it on here) and of a GAN iteration (D + R + balanced G, 2 timed)
+    of the calibration workloads on `threads` torch threads."""
     import statistics
     import time
 
     import torch
 
-    from datasets.cpus import torch_threads
+    from datasets.cpus import bf16_autocast, torch_threads
     from htr.model import GatedCRNN, ctc_loss
 
     from ..perf.harness import NAIVE, make_gan_step
@@ -118,8 +119,12 @@ def calibration_workloads(threads: int) -> dict[str, float]:
         b = CAL_HTR_BATCH
         x, targets, lengths = torch.randn(b, 1, 32, 128), torch.randint(1, 87, (b * 6,)), torch.full((b,), 6)
 
+        bf16 = bf16_autocast(htr_amp, "cpu")
+
         def htr_step():
-            loss = ctc_loss(model(x), targets, lengths)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                log_probs = model(x)
+            loss = ctc_loss(log_probs, targets, lengths)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -130,23 +135,24 @@ def calibration_workloads(threads: int) -> dict[str, float]:
         return {"htr": median_time(htr_step, 2, 5), "gan": median_time(gan_step, 1, 2)}
 
 
-def _calibration_worker(threads: int, start, out) -> None:
+def _calibration_worker(threads: int, htr_amp: str, start, out) -> None:
     start.wait()
-    out.put(calibration_workloads(threads))
+    out.put(calibration_workloads(threads, htr_amp))
 
 
-def calibrate(threads: int, jobs: int = 1) -> dict[str, float]:
+def calibrate(threads: int, jobs: int = 1, htr_amp: str = "off") -> dict[str, float]:
     """This machine's CPU speed against the cost table: {'htr': f, 'gan': f}, each the ratio of a
     calibration step's measured time to the table's (2: stages will take twice the table's time).
-    With `jobs` > 1 that many workers measure at once, as the study's stages will run."""
+    With `jobs` > 1 that many workers measure at once, as the study's stages will run; the
+    recognizer step runs in the recipe's precision (`htr_amp`, HtrRecipe.amp)."""
     if jobs <= 1:
-        measured = [calibration_workloads(threads)]
+        measured = [calibration_workloads(threads, htr_amp)]
     else:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")     # fresh interpreters: no OpenMP pool crosses a fork
         start, out = ctx.Barrier(jobs), ctx.Queue()
-        procs = [ctx.Process(target=_calibration_worker, args=(threads, start, out)) for _ in range(jobs)]
+        procs = [ctx.Process(target=_calibration_worker, args=(threads, htr_amp, start, out)) for _ in range(jobs)]
         for proc in procs:
             proc.start()
         measured = [out.get() for _ in procs]

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable
 
-from datasets.cpus import available_cpus
+from datasets.cpus import available_cpus, bf16_autocast, native_bf16_cpu
 from datasets.errors import UserError
 from datasets.files import atomic_write_json
 from reports.results import load_results
@@ -43,6 +43,8 @@ def versions() -> dict:
         import torch
         out["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
         out["torch_threads"] = torch.get_num_threads()
+        out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        out["cpu_native_bf16"] = native_bf16_cpu()
     except Exception:
         pass
     return out
@@ -102,7 +104,7 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     runner = StageRunner(out, stages, log=log)
     order = runner.closure(select_targets(stages, shard))
     if real and device == "cpu" and runner.projected(order, jobs) > CALIBRATE_ABOVE_S:
-        speed = timed_calibration(threads or available_cpus(), log, jobs)
+        speed = timed_calibration(threads or available_cpus(), log, jobs, cfg.profile.htr.amp)
         stages = plan_study(cfg, backend, device, speed=speed)
         runner = StageRunner(out, stages, log=log)
         order = runner.closure(select_targets(stages, shard))
@@ -134,14 +136,15 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
 CALIBRATE_ABOVE_S = 600   # calibrate the ETA on this machine when the table projects more than this
 
 
-def timed_calibration(threads: int, log: Callable[[str], None], jobs: int = 1) -> dict[str, float]:
+def timed_calibration(threads: int, log: Callable[[str], None], jobs: int = 1, htr_amp: str = "off") -> dict[str, float]:
     """Calibrate the CPU cost table on this machine (a few seconds; `jobs` stages at once, as the
-    study will run them) and say so."""
+    study will run them; recognizer steps in the recipe's precision `htr_amp`) and say so."""
     t0 = time.perf_counter()
-    speed = calibrate(threads, jobs)
+    speed = calibrate(threads, jobs, htr_amp)
+    precision = " in bf16" if bf16_autocast(htr_amp, "cpu") else ""
     log(f"ETA calibrated on this machine in {time.perf_counter() - t0:.0f}s ({jobs} stage(s) at once, "
         f"{threads} thread(s) each): "
-        f"recognizer steps ×{speed['htr']:.2f}, GAN iterations ×{speed['gan']:.2f} the cost table's time")
+        f"recognizer steps{precision} ×{speed['htr']:.2f}, GAN iterations ×{speed['gan']:.2f} the cost table's time")
     return speed
 
 

@@ -3,6 +3,7 @@ backend and returns a JSON-able result (module level; bound to their parameters 
 functools.partial by the plan)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 import shutil
@@ -102,9 +103,12 @@ def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row
     test = backend.evaluate_htr(run, data_dir / "test", ctx.work / "test_predictions.tsv", **scoring)
     val = backend.evaluate_htr(run, data_dir / "val", ctx.work / "val_predictions.tsv", **scoring)
     log = read_jsonl(Path(run) / "log.jsonl")
+    facts = Path(run) / "config.json"            # what the run resolved (a test backend may write none)
+    bf16 = facts.is_file() and bool(json.loads(facts.read_text()).get("bf16_autocast"))
     return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
             "n_real": (opts["max_train"] or n_train) if row_uses(row, "real") else 0,
-            "test": _jsonable(test), "val": _jsonable(val), "curve": run_history(ctx, log)}
+            "test": _jsonable(test), "val": _jsonable(val), "curve": run_history(ctx, log),
+            **({"bf16": True} if bf16 else {})}
 
 
 def stage_reuse(ctx: StageContext, *, source: str, **fields) -> dict:
