@@ -326,9 +326,9 @@ def recognizer_precision(results: dict) -> list[str]:
     bf16 = sum(1 for x in seeds if x.get("bf16"))
     if not bf16:
         return []
-    return [f"NOTE: {bf16} of the {len(seeds)} recognizers above trained with their forward pass under bf16 autocast "
-            "(the recipe's amp: on, or auto on a machine with native bf16); weights, CTC, validation and test "
-            "scoring ran in float32."]
+    return [f"NOTE: {bf16} of the {len(seeds)} recognizers of this section trained with their forward pass under "
+            "bf16 autocast (the recipe's amp: on, or auto on a machine with native bf16); weights, CTC, validation "
+            "and test scoring ran in float32."]
 
 
 def gan_departures_text(results: dict) -> str | None:

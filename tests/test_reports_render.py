@@ -163,7 +163,7 @@ def test_bf16_recognizers_are_counted_in_a_note_and_float32_ones_need_none():
     results = {"datasets": {"rimes-like": {"htr": {"rows": {"real": {"per_seed": [bf16, _seed(1, 45.0, [80.0])]},
                                                             "real+classic": {"per_seed": [{**bf16, "seed": 1}]}}}}}}
     notes = recognizer_precision(results)
-    assert len(notes) == 1 and notes[0].startswith("NOTE: 2 of the 3 recognizers above trained") and "bf16" in notes[0]
+    assert len(notes) == 1 and notes[0].startswith("NOTE: 2 of the 3 recognizers of this section trained") and "bf16" in notes[0]
     results["datasets"]["rimes-like"]["htr"]["rows"] = {"real": {"per_seed": [_seed(1, 45.0, [80.0])]}}
     assert recognizer_precision(results) == []
 
