@@ -112,9 +112,9 @@ PROFILES = {
         htr=HtrRecipe(width_mult=0.5, batch_size=32, lr=1e-3, max_epochs=2, patience=2),
         gan=GanRecipe(channel_mult=0.25, iterations=30, batch_size=16, eval_every=15),
     ),
-    # quick: both datasets, every row and two seeds, aimed at an hour on 2 CPU cores (1 h 28 min
-    # measured on a 2-vCPU Xeon with the synthetic+classic row, RESULTS), run as two
-    # one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
+    # quick: both datasets, every row and two seeds, aimed at an hour on 2 CPU cores (51 min
+    # measured on a 2-vCPU Xeon with AMX and bf16 recognizers, 1 h 28 min in float32; RESULTS),
+    # run as two one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
     # steps (real + synthetic rows no longer get more than real-only ones); the wider encoder learns
     # faster per step; constant lr (the plateau decay, factor 0.5, cost 10 points of test ED here).
     # A recognizer still at validation ED ≥ 95 % after 1,500 steps restarts from a new initialisation
