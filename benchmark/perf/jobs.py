@@ -17,14 +17,16 @@ import os
 import resource
 import time
 
-from datasets.cpus import MALLOC_ENV, available_cpus
+from datasets.cpus import AMP_MODES, MALLOC_ENV, available_cpus
 from datasets.options import comma_choices
 from datasets.preprocess import default_width
 
 
-def _train(threads: int, steps: int, batch: int, height: int, width_mult: float, start, out) -> None:
-    """One worker: warm up, wait for the common start, time `steps` training steps."""
+def _train(threads: int, steps: int, batch: int, height: int, width_mult: float, amp: str, start, out) -> None:
+    """One worker: warm up, wait for the common start, time `steps` training steps (the forward pass
+    under bf16 autocast where the `amp` mode turns it on here, as `htr train --amp` does)."""
     import torch
+    from datasets.cpus import bf16_autocast
     from htr.model import GatedCRNN, ctc_loss
 
     torch.set_num_threads(threads)
@@ -34,9 +36,12 @@ def _train(threads: int, steps: int, batch: int, height: int, width_mult: float,
     x = torch.randn(batch, 1, height, default_width(height))
     targets = torch.randint(1, 87, (batch * 6,))
     lengths = torch.full((batch,), 6)
+    bf16 = bf16_autocast(amp, "cpu")
 
     def step():
-        loss = ctc_loss(model(x), targets, lengths)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            log_probs = model(x)
+        loss = ctc_loss(log_probs, targets, lengths)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -49,7 +54,7 @@ def _train(threads: int, steps: int, batch: int, height: int, width_mult: float,
         step()
     seconds, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    out.put((seconds, system / max(user + system, 1e-9)))
+    out.put((seconds, system / max(user + system, 1e-9), bf16))
 
 
 @contextmanager
@@ -71,12 +76,13 @@ def _malloc_environment(mode: str):
                 os.environ[name] = value
 
 
-def measure(jobs: int, steps: int, batch: int, height: int, width_mult: float, malloc: str = "keep") -> dict:
+def measure(jobs: int, steps: int, batch: int, height: int, width_mult: float, malloc: str = "keep",
+            amp: str = "off") -> dict:
     """Aggregate images/s of `jobs` concurrent workers with CPUs/jobs threads each."""
     ctx = mp.get_context("spawn")
     threads = max(1, available_cpus() // jobs)
     start, out = ctx.Barrier(jobs), ctx.Queue()
-    procs = [ctx.Process(target=_train, args=(threads, steps, batch, height, width_mult, start, out))
+    procs = [ctx.Process(target=_train, args=(threads, steps, batch, height, width_mult, amp, start, out))
              for _ in range(jobs)]
     with _malloc_environment(malloc):
         for p in procs:
@@ -84,10 +90,10 @@ def measure(jobs: int, steps: int, batch: int, height: int, width_mult: float, m
     measured = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    seconds = max(s for s, _ in measured)
-    return {"jobs": jobs, "threads_each": threads, "malloc": malloc, "seconds_max": round(seconds, 2),
-            "images_per_s": round(jobs * steps * batch / seconds, 1),
-            "system_share": round(sum(share for _, share in measured) / len(measured), 3)}
+    seconds = max(s for s, _, _ in measured)
+    return {"jobs": jobs, "threads_each": threads, "malloc": malloc, "amp": amp, "bf16": measured[0][2],
+            "seconds_max": round(seconds, 2), "images_per_s": round(jobs * steps * batch / seconds, 1),
+            "system_share": round(sum(share for _, share, _ in measured) / len(measured), 3)}
 
 
 def main(argv=None) -> int:
@@ -99,10 +105,12 @@ def main(argv=None) -> int:
     ap.add_argument("--width-mult", type=float, default=1.0)
     ap.add_argument("--malloc", default="default,keep", type=comma_choices(("default", "keep")),
                     help="allocator settings to compare: glibc's defaults, freed memory kept (default: both)")
+    ap.add_argument("--amp", default="off", type=comma_choices(AMP_MODES),
+                    help="recognizer precisions to compare, as htr train --amp: off, on, auto (default off)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = [measure(int(j), args.steps, args.batch, args.height, args.width_mult, malloc)
-            for malloc in args.malloc for j in args.jobs.split(",")]
+    rows = [measure(int(j), args.steps, args.batch, args.height, args.width_mult, malloc, amp)
+            for amp in args.amp for malloc in args.malloc for j in args.jobs.split(",")]
     base = rows[0]["images_per_s"]
     for r in rows:
         r["speedup"] = round(r["images_per_s"] / base, 2)
@@ -112,7 +120,8 @@ def main(argv=None) -> int:
         print(f"recognizer training, {args.height}×{default_width(args.height)}, batch {args.batch}, width {args.width_mult}, "
               f"{available_cpus()} CPUs")
         for r in rows:
-            print(f"  malloc {r['malloc']:<7} {r['jobs']} job(s) × {r['threads_each']} thread(s): "
+            precision = "bf16" if r["bf16"] else "fp32"
+            print(f"  {precision} malloc {r['malloc']:<7} {r['jobs']} job(s) × {r['threads_each']} thread(s): "
                   f"{r['images_per_s']:8.1f} img/s  (×{r['speedup']:.2f})  system time {100 * r['system_share']:.0f} %")
     return 0
 
