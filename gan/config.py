@@ -113,7 +113,8 @@ class GanTrainConfig(GanRecipe):
     gs_reps: int = option(20, "Geometry Score repetitions", metavar="N", min=1)
     seed: int = option(0, "seed for initialisation, data order, words and noise", min=0, defines_run=True)
     device: str = option("cpu", DEVICES_HELP)
-    amp: bool = option(False, "bf16 autocast on CUDA (CTC and balancing stay fp32)")
+    amp: bool = option(False, "bf16 autocast of training on CUDA or on a CPU with native bf16 (AMX / AVX-512 BF16; "
+                       "float32 on other CPUs); CTC and balancing stay fp32")
     channels_last: bool = option(False, "NHWC memory format for G, D and R on CUDA")
     compile: bool = option(False, "torch.compile G, D and R on CUDA (first steps compile); with --fast the whole "
                            "iteration as one graph, on any device")

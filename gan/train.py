@@ -11,7 +11,8 @@ Randomness follows datasets.seeding: the run seed initialises the networks; the 
 word draws ("numpy"), the noise ("z") and the distortions before R ("augment") are named streams
 seeded from (seed, rank, purpose); all of them are saved in last.pt, so a resumed CPU run
 reproduces the uninterrupted one exactly.
-Mixed precision: bf16 autocast on CUDA; CTC and the balancing statistics run in float32.
+Mixed precision (`--amp`): bf16 autocast on CUDA or a CPU with native bf16; CTC and the balancing
+statistics run in float32.
 Multi-GPU: launched with torchrun (WORLD_SIZE > 1), φ, G, D and R are wrapped in DDP; each rank
 draws its own batches; rank 0 evaluates and writes the run directory.
 """
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils._pytree import tree_map
 
-from datasets.cpus import torch_threads
+from datasets.cpus import native_bf16_cpu, torch_threads
 from datasets.distributed import Placement, placement, resolve_device
 from datasets.errors import UserError
 from datasets.interrupts import deferred
@@ -96,7 +97,7 @@ class GanTraining:
         where = where or Placement(0, 1, resolve_device(cfg.device))   # one process (tests, probes)
         self.cfg, self.where = cfg, where
         self.device, self.rank, self.world, self.is_main = where.device, where.rank, where.world, where.main
-        self.amp = bool(cfg.amp and self.device.type == "cuda")
+        self.amp = bool(cfg.amp and (self.device.type == "cuda" or native_bf16_cpu()))
         self.run_dir = RunDir(cfg.out, CHECKPOINT)
         self.run = self.run_dir.path
         last = self.run_dir.open(cfg.resume)

@@ -318,3 +318,16 @@ def test_readers_join_training_resume_exactly_and_refuse_mismatches(tmp_path, ma
     assert read_checkpoint(straight / "last.pt")["train_config"]["readers"] == [str(rec)]
     with pytest.raises(UserError, match=r"--readers .*height 16 differs from this run's 32"):
         GanTraining(_cfg(data, tmp_path / "c", height=32, **opts))
+
+
+def test_amp_trains_in_bf16_on_a_cpu_only_where_bf16_is_native(tiny, tmp_path, monkeypatch):
+    import gan.train as gan_train
+
+    monkeypatch.setattr(gan_train, "native_bf16_cpu", lambda: False)
+    assert not GanTraining(_cfg(tiny, tmp_path / "emulated", amp=True, iterations=1)).amp
+    monkeypatch.setattr(gan_train, "native_bf16_cpu", lambda: True)
+    assert not GanTraining(_cfg(tiny, tmp_path / "off", iterations=1)).amp
+    native = GanTraining(_cfg(tiny, tmp_path / "native", amp=True, iterations=1))
+    assert native.amp
+    with native.autocast():
+        assert torch.nn.functional.linear(torch.ones(1, 2), torch.ones(2, 2)).dtype == torch.bfloat16
