@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils._pytree import tree_map
 
-from datasets.cpus import native_bf16_cpu, torch_threads
+from datasets.cpus import bf16_autocast, torch_threads
 from datasets.distributed import Placement, placement, resolve_device
 from datasets.errors import UserError
 from datasets.interrupts import deferred
@@ -97,7 +97,7 @@ class GanTraining:
         where = where or Placement(0, 1, resolve_device(cfg.device))   # one process (tests, probes)
         self.cfg, self.where = cfg, where
         self.device, self.rank, self.world, self.is_main = where.device, where.rank, where.world, where.main
-        self.amp = bool(cfg.amp and (self.device.type == "cuda" or native_bf16_cpu()))
+        self.amp = bf16_autocast("auto" if cfg.amp else "off", self.device.type)   # CUDA, or a native-bf16 CPU
         self.run_dir = RunDir(cfg.out, CHECKPOINT)
         self.run = self.run_dir.path
         last = self.run_dir.open(cfg.resume)

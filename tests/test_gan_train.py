@@ -321,11 +321,11 @@ def test_readers_join_training_resume_exactly_and_refuse_mismatches(tmp_path, ma
 
 
 def test_amp_trains_in_bf16_on_a_cpu_only_where_bf16_is_native(tiny, tmp_path, monkeypatch):
-    import gan.train as gan_train
+    from datasets import cpus
 
-    monkeypatch.setattr(gan_train, "native_bf16_cpu", lambda: False)
+    monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: False)
     assert not GanTraining(_cfg(tiny, tmp_path / "emulated", amp=True, iterations=1)).amp
-    monkeypatch.setattr(gan_train, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: True)
     assert not GanTraining(_cfg(tiny, tmp_path / "off", iterations=1)).amp
     native = GanTraining(_cfg(tiny, tmp_path / "native", amp=True, iterations=1))
     assert native.amp

@@ -246,7 +246,7 @@ def test_amp_auto_resolves_per_device_and_is_recorded(data, tmp_path, monkeypatc
     assert not cpus.bf16_autocast("auto", "cpu")
     with pytest.raises(ValueError, match="amp mode"):
         cpus.bf16_autocast("yes", "cpu")
-    run = train(cfg(data, tmp_path / "auto", amp="auto", max_epochs=1))   # no native bf16 here: float32
+    run = train(cfg(data, tmp_path / "auto", amp="auto", max_epochs=1))   # native bf16 patched away: float32
     stored = json.loads((run / "config.json").read_text())
     assert stored["config"]["amp"] == "auto" and stored["bf16_autocast"] is False
     assert same_weights(weights(run / "last.pt"), weights(train(cfg(data, tmp_path / "off", max_epochs=1)) / "last.pt"))

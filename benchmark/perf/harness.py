@@ -178,6 +178,30 @@ def bench_gan(profile, device, variant: Variant, batch: int, warmup: int, iters:
     return out
 
 
+def make_recognizer_step(height: int, width_mult: float, batch: int, bf16: bool):
+    """One training step of the study's recognizer (dropout 0.3, RMSprop at 1e-3, CTC on 6-symbol
+    targets) on fixed random images, its forward pass under CPU bf16 autocast when `bf16`: the
+    workload `benchmark.perf.jobs` and the study's ETA calibration time."""
+    from datasets.preprocess import default_width
+    from htr.model import GatedCRNN, ctc_loss
+
+    torch.manual_seed(0)
+    model = GatedCRNN(87, height, width_mult, dropout=0.3)
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, 1, height, default_width(height))
+    targets, lengths = torch.randint(1, 87, (batch * 6,)), torch.full((batch,), 6)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            log_probs = model(x)
+        loss = ctc_loss(log_probs, targets, lengths)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def bench_htr(profile, device, variant: Variant, batch: int, warmup: int, iters: int, num_symbols: int = 86) -> dict:
     """HTR training (CTC + RMSprop) and inference images/s."""
     from htr.model import GatedCRNN, ctc_loss

@@ -27,25 +27,11 @@ def _train(threads: int, steps: int, batch: int, height: int, width_mult: float,
     under bf16 autocast where the `amp` mode turns it on here, as `htr train --amp` does)."""
     import torch
     from datasets.cpus import bf16_autocast
-    from htr.model import GatedCRNN, ctc_loss
+    from .harness import make_recognizer_step
 
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = GatedCRNN(87, height, width_mult, dropout=0.3)
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, height, default_width(height))
-    targets = torch.randint(1, 87, (batch * 6,))
-    lengths = torch.full((batch,), 6)
     bf16 = bf16_autocast(amp, "cpu")
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            log_probs = model(x)
-        loss = ctc_loss(log_probs, targets, lengths)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step = make_recognizer_step(height, width_mult, batch, bf16)
     for _ in range(3):
         step()
     start.wait()

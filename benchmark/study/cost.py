@@ -97,9 +97,8 @@ def calibration_workloads(threads: int, htr_amp: str = "off") -> dict[str, float
     import torch
 
     from datasets.cpus import bf16_autocast, torch_threads
-    from htr.model import GatedCRNN, ctc_loss
 
-    from ..perf.harness import NAIVE, make_gan_step
+    from ..perf.harness import NAIVE, make_gan_step, make_recognizer_step
     from ..profiles import PROFILES
 
     def median_time(step, warmup: int, reps: int) -> float:
@@ -113,22 +112,7 @@ def calibration_workloads(threads: int, htr_amp: str = "off") -> dict[str, float
         return statistics.median(times)
 
     with torch_threads(threads):
-        torch.manual_seed(0)
-        model = GatedCRNN(87, 32, 1.0, dropout=0.3)
-        opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
-        b = CAL_HTR_BATCH
-        x, targets, lengths = torch.randn(b, 1, 32, 128), torch.randint(1, 87, (b * 6,)), torch.full((b,), 6)
-
-        bf16 = bf16_autocast(htr_amp, "cpu")
-
-        def htr_step():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                log_probs = model(x)
-            loss = ctc_loss(log_probs, targets, lengths)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
+        htr_step = make_recognizer_step(32, 1.0, CAL_HTR_BATCH, bf16_autocast(htr_amp, "cpu"))
         quick = PROFILES["quick"]
         assert quick.gan.channel_mult == CAL_GAN_MULT and (quick.height, quick.width) == (32, 128)
         gan_step, _ = make_gan_step(quick, torch.device("cpu"), NAIVE, CAL_GAN_BATCH)
