@@ -39,6 +39,9 @@ class Profile(Options):
     gs_n: int = option(help="points per side for the Geometry Score", min=1, cli=False)
     gs_reps: int = option(help="Geometry Score repetitions", min=1, cli=False)
     htr_seeds: int = option(help="repetitions per HTR row (mean ± std)", min=1, cli=False)
+    row_seeds: dict[str, int] = option(default_factory=dict, help="repetitions of single HTR rows on the whole real set, "
+                                       "in place of htr_seeds (more seeds where a comparison hinges on a row, e.g. "
+                                       "real against real+synthetic); the sweep's fractions keep htr_seeds", cli=False)
     htr_rows: tuple[str, ...] = option(ROWS, "the HTR grid's rows (training data)", cli=False)
     htr_datasets: str = option("all", "datasets with an HTR grid: all, or only the first (the others still train "
                                "their GAN and judge)", choices=("all", "first"), cli=False)
@@ -90,9 +93,23 @@ class Profile(Options):
         unknown = [r for r in self.htr_rows if r not in ROWS]
         if unknown or "real" not in self.htr_rows:
             raise UserError(f"htr_rows must include real and be among {', '.join(ROWS)}, got {', '.join(self.htr_rows)}")
+        for row, n in self.row_seeds.items():
+            if row not in self.htr_rows:
+                raise UserError(f"row_seeds names row {row!r}, which is not among htr_rows ({', '.join(self.htr_rows)})")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise UserError(f"row_seeds {row!r} must be a whole number ≥ 1, got {n!r}")
         bad_rows = [r for r in self.gan_readers if r not in READER_ROWS or r not in self.htr_rows]
         if bad_rows:
             raise UserError(f"gan_readers rows must be among {', '.join(READER_ROWS)} and htr_rows, got {', '.join(bad_rows)}")
+
+    def seeds_of(self, row: str, fraction: float, study_seed: int) -> list[int]:
+        """The HTR seeds of a grid row at a real-data fraction: study_seed, study_seed + 1, …"""
+        n = self.row_seeds.get(row, self.htr_seeds) if fraction == 1.0 else self.htr_seeds
+        return [study_seed + k for k in range(n)]
+
+    def amp_modes(self) -> dict[str, str]:
+        """The recipes' precision modes by stage kind, as the ETA calibration times them."""
+        return {"htr": self.htr.amp, "gan": self.gan.amp}
 
 
 def gan_train_fields(p: Profile) -> dict:
@@ -112,16 +129,19 @@ PROFILES = {
         htr=HtrRecipe(width_mult=0.5, batch_size=32, lr=1e-3, max_epochs=2, patience=2),
         gan=GanRecipe(channel_mult=0.25, iterations=30, batch_size=16, eval_every=15),
     ),
-    # quick: both datasets, every row and two seeds, aimed at an hour on 2 CPU cores (51 min
-    # measured on a 2-vCPU Xeon with AMX and bf16 recognizers, 1 h 28 min in float32; RESULTS),
-    # run as two one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
+    # quick: both datasets, every row and two seeds (three for real and real + synthetic, the paper's
+    # comparison, whose difference is within the seed spread), aimed at an hour on 2 CPU cores (51 min
+    # measured on a 2-vCPU Xeon with AMX and bf16 recognizers, two seeds per row, 1 h 28 min in
+    # float32; RESULTS), run as two one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
     # steps (real + synthetic rows no longer get more than real-only ones); the wider encoder learns
     # faster per step; constant lr (the plateau decay, factor 0.5, cost 10 points of test ED here).
     # A recognizer still at validation ED ≥ 95 % after 1,500 steps restarts from a new initialisation
     # (about one French seed in eight stays on CTC's blank plateau otherwise; RESULTS, "The recognizer
     # stall guard"). Where the CPU computes bf16 natively (AMX or AVX-512 BF16) the recognizers train
     # under bf16 autocast (`amp = "auto"`): ×1.5 per step, test ED within the seed-to-seed spread of
-    # float32 over 8 paired seeds (RESULTS, "bf16 recognizers"); float32 everywhere else.
+    # float32 over 8 paired seeds (RESULTS, "bf16 recognizers"); float32 everywhere else. The GAN
+    # does the same (`gan_amp = "auto"`): ×1.33 per run, its metrics at two seeds within one run's
+    # spread of float32 (RESULTS, "bf16 GANs in the quick study").
     # The GAN departs from the paper where it had to be readable on a CPU (RESULTS "GAN"): spatial
     # conditioning, D without BN, R from the real-only unit of seed 1, the real+classic units as
     # frozen readers on distorted fakes, no gradient balancing; and mode seeking at λ = 0.25 over
@@ -130,13 +150,14 @@ PROFILES = {
     # 10 points of the judge's). `gan_ms_weight = 0` gives back the single-style recipe.
     "quick": Profile(
         name="quick", height=32, width=128, n_train=3000, n_val=300, n_test=400,
-        n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, htr_seeds=2, real_fractions=(0.25, 1.0),
+        n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, htr_seeds=2, row_seeds={"real": 3, "real+synthetic": 3},
+        real_fractions=(0.25, 1.0),
         sweep_all_datasets=False, gan_r_init=True, gan_readers=("real+classic",),
         htr=HtrRecipe(width_mult=1.0, batch_size=32, lr=1e-3, max_epochs=200, patience=4, max_steps=3000,
                       eval_every=500, dropout=0.3, stall_steps=1500, amp="auto"),
         gan=GanRecipe(channel_mult=0.5, iterations=900, batch_size=16, eval_every=300, cond="spatial",
                       d_norm="none", alpha=None, r_augment=True, ctc_reduction="char", ms_weight=0.25,
-                      ms_region="word"),
+                      ms_region="word", amp="auto"),
     ),
     # paper: the paper's experiments and nothing else — the French and Arabic GANs, the ablations of
     # Tables II–V on French, Table VI on French (RIMES only vs RIMES + 100k synthetic words), one
@@ -163,6 +184,8 @@ PROFILES = {
 # GAN recipe fields that set the size of a run, not its method: they differ from the paper's at
 # every size below the paper profile, so they are not departures.
 GAN_SIZE_FIELDS = ("channel_mult", "iterations", "batch_size", "eval_every", "max_chars")
+# GAN recipe fields that set the arithmetic, not the method: the report notes them where they applied.
+GAN_PRECISION_FIELDS = ("amp",)
 
 
 def gan_departures(profile_json: Mapping) -> list[str]:
@@ -170,7 +193,7 @@ def gan_departures(profile_json: Mapping) -> list[str]:
     each as 'field = value (paper: value)', from a profile's JSON form."""
     paper = PROFILES["paper"].to_json()
     out = [f"{k} = {_show(v)} (paper: {_show(paper['gan'][k])})" for k, v in profile_json["gan"].items()
-           if k not in GAN_SIZE_FIELDS and k in paper["gan"] and v != paper["gan"][k]]
+           if k not in GAN_SIZE_FIELDS + GAN_PRECISION_FIELDS and k in paper["gan"] and v != paper["gan"][k]]
     for k in ("gan_r_init", "gan_readers"):
         if k in profile_json and profile_json[k] != paper[k]:
             out.append(f"{k} = {_show(profile_json[k])} (paper: {_show(paper[k])})")

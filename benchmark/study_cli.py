@@ -106,7 +106,7 @@ def print_projection(cfg, out: Path, shard, device: str, list_stages: bool = Fal
         runner = StageRunner(out, stages, log=_log)
         if runner.projected(runner.closure(select_targets(stages, shard)), jobs) > CALIBRATE_ABOVE_S:
             from datasets.cpus import available_cpus
-            speed = timed_calibration(max(1, available_cpus() // jobs), _log, jobs, cfg.profile.htr.amp)
+            speed = timed_calibration(max(1, available_cpus() // jobs), _log, jobs, cfg.profile.amp_modes())
 
     def plan(dev: str):
         stages = plan_study(cfg, backend=None, device=dev, fingerprints=False, speed=speed if dev == "cpu" else None)

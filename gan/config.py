@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from datasets.cpus import AMP_MODES
 from datasets.distributed import DEVICES_HELP
 from datasets.errors import UserError
 from datasets.options import Options, option, parse_comma_list, parse_none_or_float
@@ -67,6 +68,9 @@ class GanRecipe(Options):
                                 "averaged over the batch (the paper's expectation); 'char' — each divided by its word's "
                                 "length first", choices=CTC_REDUCTIONS, defines_run=True)
     eval_every: int = option(1000, "evaluate and checkpoint every K iterations", metavar="K", min=1)
+    amp: str = option("off", "bf16 autocast of the training step (G, D, R, φ), CTC and gradient balancing in float32: "
+                      "on, off, or auto (on where bf16 is native: CUDA, or a CPU with AMX or AVX-512 BF16; float32 "
+                      "elsewhere)", choices=AMP_MODES, bare="on", defines_run=True)
 
     def check(self) -> None:
         if self.alpha_from and self.alpha is None:
@@ -113,8 +117,6 @@ class GanTrainConfig(GanRecipe):
     gs_reps: int = option(20, "Geometry Score repetitions", metavar="N", min=1)
     seed: int = option(0, "seed for initialisation, data order, words and noise", min=0, defines_run=True)
     device: str = option("cpu", DEVICES_HELP)
-    amp: bool = option(False, "bf16 autocast of training on CUDA or on a CPU with native bf16 (AMX / AVX-512 BF16; "
-                       "float32 on other CPUs); CTC and balancing stay fp32")
     channels_last: bool = option(False, "NHWC memory format for G, D and R on CUDA")
     compile: bool = option(False, "torch.compile G, D and R on CUDA (first steps compile); with --fast the whole "
                            "iteration as one graph, on any device")

@@ -11,8 +11,8 @@ Randomness follows datasets.seeding: the run seed initialises the networks; the 
 word draws ("numpy"), the noise ("z") and the distortions before R ("augment") are named streams
 seeded from (seed, rank, purpose); all of them are saved in last.pt, so a resumed CPU run
 reproduces the uninterrupted one exactly.
-Mixed precision (`--amp`): bf16 autocast on CUDA or a CPU with native bf16; CTC and the balancing
-statistics run in float32.
+Mixed precision (`--amp on|auto`): bf16 autocast of the step (auto: where bf16 is native, CUDA or
+a CPU with AMX / AVX-512 BF16); CTC and the balancing statistics run in float32.
 Multi-GPU: launched with torchrun (WORLD_SIZE > 1), φ, G, D and R are wrapped in DDP; each rank
 draws its own batches; rank 0 evaluates and writes the run directory.
 """
@@ -97,7 +97,7 @@ class GanTraining:
         where = where or Placement(0, 1, resolve_device(cfg.device))   # one process (tests, probes)
         self.cfg, self.where = cfg, where
         self.device, self.rank, self.world, self.is_main = where.device, where.rank, where.world, where.main
-        self.amp = bf16_autocast("auto" if cfg.amp else "off", self.device.type)   # CUDA, or a native-bf16 CPU
+        self.amp = bf16_autocast(cfg.amp, self.device.type)   # what --amp resolved to on this device
         self.run_dir = RunDir(cfg.out, CHECKPOINT)
         self.run = self.run_dir.path
         last = self.run_dir.open(cfg.resume)

@@ -189,6 +189,7 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     departures = gan_departures_text(results)
     if departures:
         s.text.append(departures)
+    s.text.extend(gan_precision(results))
     for ds, e in results.get("datasets", {}).items():
         for warning in (e.get("gan") or {}).get("warnings", []):
             s.text.append(f"WARNING ({ds}): {warning}")
@@ -329,6 +330,17 @@ def recognizer_precision(results: dict) -> list[str]:
     return [f"NOTE: {bf16} of the {len(seeds)} recognizers of this section trained with their forward pass under "
             "bf16 autocast (the recipe's amp: on, or auto on a machine with native bf16); weights, CTC, validation "
             "and test scoring ran in float32."]
+
+
+def gan_precision(results: dict) -> list[str]:
+    """A note when main GANs trained under bf16 autocast (the recipe's `amp`, as their run logs
+    record it); none when every one trained in float32."""
+    bf16 = [ds for ds, e in results.get("datasets", {}).items()
+            if any(r.get("event") == "start" and r.get("amp") for r in (e.get("gan") or {}).get("log", []))]
+    if not bf16:
+        return []
+    return [f"NOTE: the main GAN of {', '.join(bf16)} trained under bf16 autocast (the recipe's amp: on, or auto on "
+            "a machine with native bf16); weights, CTC and gradient balancing stayed in float32."]
 
 
 def gan_departures_text(results: dict) -> str | None:

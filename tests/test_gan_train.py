@@ -320,14 +320,23 @@ def test_readers_join_training_resume_exactly_and_refuse_mismatches(tmp_path, ma
         GanTraining(_cfg(data, tmp_path / "c", height=32, **opts))
 
 
-def test_amp_trains_in_bf16_on_a_cpu_only_where_bf16_is_native(tiny, tmp_path, monkeypatch):
+def test_amp_auto_trains_in_bf16_on_a_cpu_only_where_bf16_is_native_and_on_forces_it(tiny, tmp_path, monkeypatch):
     from datasets import cpus
 
     monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: False)
-    assert not GanTraining(_cfg(tiny, tmp_path / "emulated", amp=True, iterations=1)).amp
+    assert not GanTraining(_cfg(tiny, tmp_path / "emulated", amp="auto", iterations=1)).amp
+    assert GanTraining(_cfg(tiny, tmp_path / "forced", amp="on", iterations=1)).amp
     monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: True)
     assert not GanTraining(_cfg(tiny, tmp_path / "off", iterations=1)).amp
-    native = GanTraining(_cfg(tiny, tmp_path / "native", amp=True, iterations=1))
+    native = GanTraining(_cfg(tiny, tmp_path / "native", amp="auto", iterations=1))
     assert native.amp
     with native.autocast():
         assert torch.nn.functional.linear(torch.ones(1, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_amp_mode_defines_the_run_and_bad_modes_are_refused(tiny, tmp_path):
+    train(_cfg(tiny, tmp_path / "run", iterations=1, eval_every=1))
+    with pytest.raises(UserError, match="amp"):
+        GanTraining(_cfg(tiny, tmp_path / "run", iterations=2, eval_every=1, amp="on", resume=True))
+    with pytest.raises(UserError, match="amp"):
+        _cfg(tiny, tmp_path / "bad", amp="fp16")

@@ -13,8 +13,8 @@ from PIL import Image
 from benchmark.cli import main as htraug
 from benchmark.profiles import PROFILES, gan_departures, get_profile
 from benchmark.study import load_study_config, run_study
-from reports.render import (PAPER_LABEL, gan_departures_text, load_paper, recognizer_precision, recognizer_restarts,
-                            render_report, stalled_recognizers)
+from reports.render import (PAPER_LABEL, gan_departures_text, gan_precision, load_paper, recognizer_precision,
+                            recognizer_restarts, render_report, stalled_recognizers)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +128,7 @@ def test_the_main_gans_departures_from_the_paper_are_named_in_words():
     assert "ms_weight = 0.25 (paper: 0.0)" in quick and "cond = spatial (paper: cbn)" in quick
     assert "alpha = none (paper: 1.0)" in quick and "gan_readers = [real+classic] (paper: [])" in quick
     assert not any(d.split(" = ")[0] in ("channel_mult", "iterations", "batch_size", "eval_every") for d in quick)
+    assert gan_departures(get_profile("paper", {"gan_amp": "on"}).to_json()) == []      # precision: a note, not a departure
     assert gan_departures(PROFILES["paper"].to_json()) == [] and gan_departures(PROFILES["smoke"].to_json()) == []
     back = get_profile("quick", {"gan_ms_weight": 0.0, "gan_ms_region": "image"}).to_json()
     assert not any(d.startswith("ms_") for d in gan_departures(back)) and len(gan_departures(back)) == len(quick) - 2
@@ -166,6 +167,15 @@ def test_bf16_recognizers_are_counted_in_a_note_and_float32_ones_need_none():
     assert len(notes) == 1 and notes[0].startswith("NOTE: 2 of the 3 recognizers of this section trained") and "bf16" in notes[0]
     results["datasets"]["rimes-like"]["htr"]["rows"] = {"real": {"per_seed": [_seed(1, 45.0, [80.0])]}}
     assert recognizer_precision(results) == []
+
+
+def test_bf16_gans_are_named_in_a_note_from_their_logs_and_float32_ones_need_none():
+    def entry(amp):
+        return {"gan": {"log": [{"event": "start", "iteration": 0, "amp": amp}, {"event": "eval", "iteration": 900}]}}
+    results = {"datasets": {"rimes-like": entry(True), "arabic-like": entry(False)}}
+    notes = gan_precision(results)
+    assert len(notes) == 1 and notes[0].startswith("NOTE: the main GAN of rimes-like trained under bf16 autocast")
+    assert gan_precision({"datasets": {"rimes-like": entry(False), "arabic-like": {}}}) == []
 
 
 def test_a_stall_guard_restart_is_named_and_the_restarted_seed_is_not_flagged():

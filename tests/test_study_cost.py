@@ -18,13 +18,17 @@ def test_speed_scales_the_cpu_figures_not_the_fixed_overheads():
 
 def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
     ref = cost.calibration_reference()
-    monkeypatch.setattr(cost, "calibration_workloads", lambda threads, htr_amp: {"htr": 2 * ref["htr"], "gan": 0.5 * ref["gan"]})
+    monkeypatch.setattr(cost, "calibration_workloads", lambda threads, amp: {"htr": 2 * ref["htr"], "gan": 0.5 * ref["gan"]})
     assert cost.calibrate(1) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
     lines = []
     import benchmark.study.run as run
-    monkeypatch.setattr(run, "calibrate", lambda threads, jobs, htr_amp: cost.calibrate(threads))
+    monkeypatch.setattr(run, "calibrate", lambda threads, jobs, amp: cost.calibrate(threads))
     assert timed_calibration(1, lines.append, 2) == {"htr": pytest.approx(2.0), "gan": pytest.approx(0.5)}
     assert "ETA calibrated on this machine" in lines[0] and "×2.00" in lines[0]
+    timed_calibration(1, lines.append, 1, {"htr": "on", "gan": "off"})
+    assert "recognizer steps in bf16 ×2.00" in lines[1] and "GAN iterations ×0.50" in lines[1]
+    timed_calibration(1, lines.append, 1, {"htr": "off", "gan": "on"})
+    assert "recognizer steps ×2.00" in lines[2] and "GAN iterations in bf16 ×0.50" in lines[2]
 
 
 @pytest.mark.slow
@@ -43,3 +47,26 @@ def test_the_gan_recipe_scales_the_cpu_gan_iteration():
     assert cost.cost_model(quick, "cpu")["gan"] - fixed == pytest.approx(
         cost.gan_recipe_factor(quick) * (cost.cost_model(paper_nets, "cpu")["gan"] - fixed))
     assert cost.cost_model(quick, "gpu")["gan"] == cost.cost_model(paper_nets, "gpu")["gan"]   # GPU: trainer rates
+
+
+def test_calibration_times_each_step_in_its_recipes_precision(monkeypatch):
+    from benchmark.perf import harness
+    from datasets import cpus
+    seen = {}
+
+    def recognizer_step(height, width_mult, batch, bf16):
+        seen["htr"] = bf16
+        return lambda: None
+
+    def gan_step(profile, device, variant, batch):
+        seen["gan"] = variant.amp
+        return (lambda: None), {}
+
+    monkeypatch.setattr(harness, "make_recognizer_step", recognizer_step)
+    monkeypatch.setattr(harness, "make_gan_step", gan_step)
+    monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: True)
+    cost.calibration_workloads(1, {"htr": "off", "gan": "auto"})
+    assert seen == {"htr": False, "gan": True}
+    monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: False)
+    cost.calibration_workloads(1, {"htr": "on", "gan": "auto"})     # auto: float32 where bf16 is emulated
+    assert seen == {"htr": True, "gan": False}

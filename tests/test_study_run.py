@@ -98,6 +98,27 @@ def test_more_seeds_run_only_the_new_units(tmp_path, reference, fake_backend):
     assert res["datasets"]["rimes-like"]["htr"]["rows"]["real"]["n_seeds"] == 3
 
 
+def test_row_seeds_give_single_rows_more_seeds_on_the_whole_real_set(tmp_path, fake_backend):
+    from dataclasses import replace
+    cfg = load_study_config("smoke", seed=0)
+    cfg = replace(cfg, profile=replace(cfg.profile, row_seeds={"real": 3, "real+synthetic": 4}))
+    units = {s.name for s in plan_study(cfg, backend=None) if s.unit}
+    for ds in ("rimes-like", "arabic-like"):
+        assert {f"{ds}/htr/real/f1/s2", f"{ds}/htr/real+synthetic/f1/s3"} <= units
+        assert f"{ds}/htr/real/f1/s3" not in units and f"{ds}/htr/real+classic/f1/s2" not in units
+        assert f"{ds}/htr/real/f0.5/s2" not in units                   # the sweep keeps htr_seeds
+    rows = run_study(cfg, tmp_path / "s", backend=fake_backend(), **QUIET)["datasets"]["rimes-like"]["htr"]["rows"]
+    assert [rows[r]["n_seeds"] for r in ("real", "real+synthetic", "real+classic")] == [3, 4, 2]
+
+
+@pytest.mark.parametrize("row_seeds, message", [({"real+synthetic+x": 3}, "not among htr_rows"),
+                                                 ({"real": 0}, "whole number ≥ 1"), ({"real": 2.5}, "whole number")])
+def test_row_seeds_must_name_grid_rows_and_count_seeds(row_seeds, message):
+    from benchmark.profiles import get_profile
+    with pytest.raises(UserError, match=message):
+        get_profile("smoke", {"row_seeds": row_seeds})
+
+
 def test_interrupted_and_restarted_study_gives_identical_results(tmp_path, reference, smoke_cfg, fake_backend):
     _, ref, ref_backend = reference
     backend = fake_backend(interrupt_after=9)

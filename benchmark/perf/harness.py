@@ -30,7 +30,7 @@ class Variant:
     """How a hot path is run: the naive baseline or an optimised configuration."""
 
     name: str
-    amp: bool = False             # bf16 autocast (CUDA only); CTC and balancing stay fp32
+    amp: bool = False             # bf16 autocast (CUDA, or a CPU asked for it); CTC and balancing stay fp32
     channels_last: bool = False
     fused_adam: bool = False
     compile: bool = False
@@ -38,8 +38,8 @@ class Variant:
     fast_step: bool = False       # GAN only: gan/fast.py's iteration (compile: the whole iteration, fullgraph)
 
     def autocast(self, device: torch.device):
-        if self.amp and device.type == "cuda":
-            return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.amp:
+            return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
         return nullcontext
 
 

@@ -2,7 +2,9 @@
 projected duration before any work starts."""
 from __future__ import annotations
 
+from dataclasses import replace
 import os
+from typing import Mapping
 
 from ..profiles import Profile
 
@@ -27,7 +29,7 @@ GAN_READER_COST = 0.04
 
 def gan_recipe_factor(p: Profile) -> float:
     """The CPU cost of one of profile `p`'s GAN iterations over one of the paper's networks."""
-    readers = len(p.gan_readers) * p.htr_seeds
+    readers = sum(len(p.seeds_of(row, 1.0, 0)) for row in p.gan_readers)
     return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers)
 
 
@@ -87,10 +89,11 @@ def calibration_reference() -> dict[str, float]:
     return {"htr": c["htr"] * CAL_HTR_BATCH, "gan": c["gan_iter"] + c["gan"] * CAL_GAN_MULT ** 2 * CAL_GAN_BATCH}
 
 
-def calibration_workloads(threads: int, htr_amp: str = "off") -> dict[str, float]:
-    """Median seconds of a recognizer training step (5 timed; under bf16 autocast where the
-    recipe's `htr_amp` mode turns it on here) and of a GAN iteration (D + R + balanced G, 2 timed)
-    of the calibration workloads on `threads` torch threads."""
+def calibration_workloads(threads: int, amp: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Median seconds of a recognizer training step (5 timed) and of a GAN iteration (D + R +
+    balanced G, 2 timed) of the calibration workloads on `threads` torch threads, each under bf16
+    autocast where its recipe's precision mode (`amp`: {'htr': mode, 'gan': mode}, Profile.amp_modes)
+    turns it on here."""
     import statistics
     import time
 
@@ -99,6 +102,8 @@ def calibration_workloads(threads: int, htr_amp: str = "off") -> dict[str, float
     from datasets.cpus import bf16_autocast, torch_threads
 
     from ..perf.harness import NAIVE, make_gan_step, make_recognizer_step
+
+    amp = amp or {}
     from ..profiles import PROFILES
 
     def median_time(step, warmup: int, reps: int) -> float:
@@ -112,31 +117,32 @@ def calibration_workloads(threads: int, htr_amp: str = "off") -> dict[str, float
         return statistics.median(times)
 
     with torch_threads(threads):
-        htr_step = make_recognizer_step(32, 1.0, CAL_HTR_BATCH, bf16_autocast(htr_amp, "cpu"))
+        htr_step = make_recognizer_step(32, 1.0, CAL_HTR_BATCH, bf16_autocast(amp.get("htr", "off"), "cpu"))
         quick = PROFILES["quick"]
         assert quick.gan.channel_mult == CAL_GAN_MULT and (quick.height, quick.width) == (32, 128)
-        gan_step, _ = make_gan_step(quick, torch.device("cpu"), NAIVE, CAL_GAN_BATCH)
+        gan_variant = replace(NAIVE, amp=bf16_autocast(amp.get("gan", "off"), "cpu"))
+        gan_step, _ = make_gan_step(quick, torch.device("cpu"), gan_variant, CAL_GAN_BATCH)
         return {"htr": median_time(htr_step, 2, 5), "gan": median_time(gan_step, 1, 2)}
 
 
-def _calibration_worker(threads: int, htr_amp: str, start, out) -> None:
+def _calibration_worker(threads: int, amp: Mapping[str, str] | None, start, out) -> None:
     start.wait()
-    out.put(calibration_workloads(threads, htr_amp))
+    out.put(calibration_workloads(threads, amp))
 
 
-def calibrate(threads: int, jobs: int = 1, htr_amp: str = "off") -> dict[str, float]:
+def calibrate(threads: int, jobs: int = 1, amp: Mapping[str, str] | None = None) -> dict[str, float]:
     """This machine's CPU speed against the cost table: {'htr': f, 'gan': f}, each the ratio of a
     calibration step's measured time to the table's (2: stages will take twice the table's time).
-    With `jobs` > 1 that many workers measure at once, as the study's stages will run; the
-    recognizer step runs in the recipe's precision (`htr_amp`, HtrRecipe.amp)."""
+    With `jobs` > 1 that many workers measure at once, as the study's stages will run; each step
+    runs in its recipe's precision (`amp`, Profile.amp_modes)."""
     if jobs <= 1:
-        measured = [calibration_workloads(threads, htr_amp)]
+        measured = [calibration_workloads(threads, amp)]
     else:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")     # fresh interpreters: no OpenMP pool crosses a fork
         start, out = ctx.Barrier(jobs), ctx.Queue()
-        procs = [ctx.Process(target=_calibration_worker, args=(threads, htr_amp, start, out)) for _ in range(jobs)]
+        procs = [ctx.Process(target=_calibration_worker, args=(threads, amp, start, out)) for _ in range(jobs)]
         for proc in procs:
             proc.start()
         measured = [out.get() for _ in procs]

@@ -7,7 +7,7 @@ import platform
 import shutil
 import sys
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from datasets.cpus import available_cpus, bf16_autocast, native_bf16_cpu
 from datasets.errors import UserError
@@ -104,7 +104,7 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     runner = StageRunner(out, stages, log=log)
     order = runner.closure(select_targets(stages, shard))
     if real and device == "cpu" and runner.projected(order, jobs) > CALIBRATE_ABOVE_S:
-        speed = timed_calibration(threads or available_cpus(), log, jobs, cfg.profile.htr.amp)
+        speed = timed_calibration(threads or available_cpus(), log, jobs, cfg.profile.amp_modes())
         stages = plan_study(cfg, backend, device, speed=speed)
         runner = StageRunner(out, stages, log=log)
         order = runner.closure(select_targets(stages, shard))
@@ -136,15 +136,17 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
 CALIBRATE_ABOVE_S = 600   # calibrate the ETA on this machine when the table projects more than this
 
 
-def timed_calibration(threads: int, log: Callable[[str], None], jobs: int = 1, htr_amp: str = "off") -> dict[str, float]:
+def timed_calibration(threads: int, log: Callable[[str], None], jobs: int = 1,
+                      amp: Mapping[str, str] | None = None) -> dict[str, float]:
     """Calibrate the CPU cost table on this machine (a few seconds; `jobs` stages at once, as the
-    study will run them; recognizer steps in the recipe's precision `htr_amp`) and say so."""
+    study will run them; each step in its recipe's precision, `amp` as Profile.amp_modes) and say so."""
     t0 = time.perf_counter()
-    speed = calibrate(threads, jobs, htr_amp)
-    precision = " in bf16" if bf16_autocast(htr_amp, "cpu") else ""
+    speed = calibrate(threads, jobs, amp)
+    amp = amp or {}
+    precision = {k: " in bf16" if bf16_autocast(amp.get(k, "off"), "cpu") else "" for k in ("htr", "gan")}
     log(f"ETA calibrated on this machine in {time.perf_counter() - t0:.0f}s ({jobs} stage(s) at once, "
-        f"{threads} thread(s) each): "
-        f"recognizer steps{precision} ×{speed['htr']:.2f}, GAN iterations ×{speed['gan']:.2f} the cost table's time")
+        f"{threads} thread(s) each): recognizer steps{precision['htr']} ×{speed['htr']:.2f}, "
+        f"GAN iterations{precision['gan']} ×{speed['gan']:.2f} the cost table's time")
     return speed
 
 
