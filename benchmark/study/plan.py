@@ -84,11 +84,11 @@ def unit_name(ds: str, row: str, fraction: float, seed: int) -> str:
     return f"{ds}/htr/{row}/{_frac(fraction)}/s{seed}"
 
 
-def gan_reader_units(p: Profile, ds: str, seeds: list[int], study_seed: int) -> tuple[str, ...]:
+def gan_reader_units(p: Profile, ds: str, study_seed: int) -> tuple[str, ...]:
     """The grid units that serve as the GAN's frozen readers (`gan_readers` rows, every seed),
     never the judge's model (real, seed S) nor R's starting point (real, seed S+1 with gan_r_init)."""
     taken = {study_seed} | ({study_seed + 1} if p.gan_r_init else set())
-    return tuple(unit_name(ds, row, 1.0, seed) for row in p.gan_readers for seed in seeds
+    return tuple(unit_name(ds, row, 1.0, seed) for row in p.gan_readers for seed in p.seeds_of(row, 1.0, study_seed)
                  if not (row == "real" and seed in taken))
 
 
@@ -101,7 +101,6 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
     p, S = cfg.profile, cfg.seed
     cost = cost_model(p, device, speed)
     div = max(1, cfg.gpus_per_stage)   # DDP across a stage's GPUs (stages on separate GPUs run side by side)
-    seeds = [S + k for k in range(p.htr_seeds)]
     code = {kind: code_fingerprint(pkgs) for kind, pkgs in CODE_DEPS.items()}
     base = {"code": CODE_VERSION, "seed": S}
     htr_cfg = {"source": code["htr"], "height": p.height, "width": p.width, "recipe": p.htr.to_json()}
@@ -140,7 +139,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                                 cost=(cost["htr"] + cost["eval"]) / div))
             gan_inputs = (d_data, d_judge, d_rinit)
             gan_train_common["r_init_stage"] = d_rinit
-        readers = gan_reader_units(p, ds, seeds, S)
+        readers = gan_reader_units(p, ds, S)
         if readers:
             gan_inputs = (*gan_inputs, *readers)
             gan_train_common["reader_stages"] = readers
@@ -163,7 +162,7 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
             rows = [r for r in ROWS if r in p.htr_rows] if fraction == 1.0 else SWEEP_ROWS
             scale = fraction if fraction < 1 else 1.0
             for row in rows:
-                for seed in seeds:
+                for seed in p.seeds_of(row, fraction, S):
                     name = unit_name(ds, row, fraction, seed)
                     ucfg = {**base, **htr_cfg, "row": row, "fraction": fraction, "seed": seed}
                     if row == "real" and fraction == 1.0 and seed == S:
