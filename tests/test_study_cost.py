@@ -31,6 +31,32 @@ def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
     assert "recognizer steps ×2.00" in lines[2] and "GAN iterations in bf16 ×0.50" in lines[2]
 
 
+def test_a_workload_is_timed_for_its_steps_and_its_seconds_after_the_warm_up(monkeypatch):
+    import time
+    clock = {"now": 0.0, "calls": 0}
+
+    def step(cost_s):
+        def run():
+            clock["now"] += cost_s
+            clock["calls"] += 1
+        return run
+
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    # 0.5 s steps: 2 warm-up calls untimed, then steps until both 3 steps and 2 s are reached (4 steps)
+    assert cost.seconds_per_step(step(0.5), warmup=2, steps=3, seconds=2.0) == pytest.approx(0.5)
+    assert clock["calls"] == 6
+    clock["calls"] = 0
+    # 0.1 s steps: the 10-step floor rules, not the 0.5 s
+    assert cost.seconds_per_step(step(0.1), warmup=0, steps=10, seconds=0.5) == pytest.approx(0.1)
+    assert clock["calls"] == 10
+    clock["calls"] = 0
+    # a slow step after fast ones counts in the mean (a stage's time is the sum of its steps)
+    times = iter([0.1] * 9 + [2.1])
+    def uneven():
+        clock["now"] += next(times)
+    assert cost.seconds_per_step(uneven, warmup=0, steps=10, seconds=0.0) == pytest.approx(0.3)
+
+
 @pytest.mark.slow
 def test_calibration_runs_in_parallel_workers():
     speed = cost.calibrate(1, jobs=2)
@@ -64,9 +90,30 @@ def test_calibration_times_each_step_in_its_recipes_precision(monkeypatch):
 
     monkeypatch.setattr(harness, "make_recognizer_step", recognizer_step)
     monkeypatch.setattr(harness, "make_gan_step", gan_step)
+    monkeypatch.setattr(cost, "seconds_per_step", lambda step, **timing: 1.0)   # the no-op steps: time nothing
     monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: True)
     cost.calibration_workloads(1, {"htr": "off", "gan": "auto"})
     assert seen == {"htr": False, "gan": True}
     monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: False)
     cost.calibration_workloads(1, {"htr": "on", "gan": "auto"})     # auto: float32 where bf16 is emulated
     assert seen == {"htr": True, "gan": False}
+
+
+def test_the_eta_check_recovers_the_speed_that_the_stages_ran_at(tmp_path):
+    """Stage times drawn from the cost model at known speeds give those speeds back; a results file
+    without stage timings is a one-line error."""
+    from benchmark.perf.eta import eta_report, main as eta_main
+    from benchmark.study import load_study_config, plan_study
+
+    cfg = load_study_config("quick", seed=0)
+    ran = {s.name: s.cost for s in plan_study(cfg, backend=None, fingerprints=False, speed={"htr": 1.5, "gan": 0.8})}
+    results = {"config": cfg.to_json(), "device": "cpu",
+               "timings": {"stages_s": ran, "projected_s": 900.0, "wall_s": 1000.0,
+                           "calibration": {"htr": 1.2, "gan": 0.9}}}
+    report = eta_report(results)
+    assert report["factors"]["htr"]["fitted"] == pytest.approx(1.5, abs=1e-3)
+    assert report["factors"]["gan"]["fitted"] == pytest.approx(0.8, abs=1e-3)
+    assert report["factors"]["htr"]["calibrated"] == 1.2
+    assert report["eta_error"] == pytest.approx(-0.1)
+    assert report["factors"]["htr"]["stages"] > report["factors"]["gan"]["stages"] > 0
+    assert eta_main([str(tmp_path / "missing")]) == 2

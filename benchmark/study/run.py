@@ -103,6 +103,7 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
     stages = plan_study(cfg, backend, device)
     runner = StageRunner(out, stages, log=log)
     order = runner.closure(select_targets(stages, shard))
+    speed = None
     if real and device == "cpu" and runner.projected(order, jobs) > CALIBRATE_ABOVE_S:
         speed = timed_calibration(threads or available_cpus(), log, jobs, cfg.profile.amp_modes())
         stages = plan_study(cfg, backend, device, speed=speed)
@@ -129,6 +130,8 @@ def run_study(cfg: StudyConfig, out: Path, backend: StudyBackend | None = None,
                                extra={"versions": versions(), "device": device})
     results["timings"]["wall_s"] = round(now() - t0, 3)
     results["timings"]["projected_s"] = round(projected, 1)
+    if speed:
+        results["timings"]["calibration"] = {k: round(v, 3) for k, v in speed.items()}   # benchmark.perf.eta reads it
     write_results(out, results)
     return results
 

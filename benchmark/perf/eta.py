@@ -1,0 +1,92 @@
+"""How right was a study's first ETA? (`python -m benchmark.perf.eta STUDY_DIR`)
+
+Reads a finished study's `results.json` and sets each stage's measured seconds against the cost
+model: a stage's projected time is a fixed start-up plus a part that the calibration scales (the
+recognizer's speed for recognizer stages, the GAN's for GANs, generation and scoring). From the
+measured times it prints the speed factors that would have projected them exactly, beside the
+factors the study's calibration chose (when the results record them), and the first ETA beside
+the wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+
+from datasets.errors import UserError
+
+from ..study.config import config_from_json
+from ..study.plan import plan_study
+from reports.results import load_results
+
+
+def stage_costs(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
+    """Each planned stage's projected seconds as fixed + scaled × factor, grouped by the factor
+    that scales it ('htr', 'gan' or 'fixed'): {factor: {stage: (fixed, scaled)}}."""
+    cfg = config_from_json(results["config"])
+    device = results.get("device", "cpu")
+
+    def costs(speed):
+        return {s.name: s.cost for s in plan_study(cfg, backend=None, device=device, fingerprints=False, speed=speed)}
+
+    one = costs({"htr": 1.0, "gan": 1.0})
+    by = {k: costs({"htr": 1.0, "gan": 1.0, k: 2.0}) for k in ("htr", "gan")}
+    groups: dict[str, dict[str, tuple[float, float]]] = {"htr": {}, "gan": {}, "fixed": {}}
+    for name, c in one.items():
+        kind = next((k for k in ("htr", "gan") if by[k][name] != c), "fixed")
+        scaled = by[kind][name] - c if kind != "fixed" else 0.0
+        groups[kind][name] = (c - scaled, scaled)
+    return groups
+
+
+def eta_report(results: dict) -> dict:
+    """Per factor: stages, measured seconds, the factor that fits them (Σ(measured − fixed) / Σ scaled)
+    and the calibration's; and the first ETA against the wall time."""
+    timings = results.get("timings", {})
+    measured = timings.get("stages_s") or {}
+    if not measured:
+        raise UserError("results.json has no stage timings (timings.stages_s): run the study first")
+    calibration = timings.get("calibration") or {}
+    out = {"factors": {}, "projected_s": timings.get("projected_s"), "wall_s": timings.get("wall_s")}
+    for kind, stages in stage_costs(results).items():
+        names = [n for n in stages if measured.get(n) is not None]
+        if kind == "fixed" or not names:
+            continue
+        fixed = sum(stages[n][0] for n in names)
+        scaled = sum(stages[n][1] for n in names)
+        seconds = sum(measured[n] for n in names)
+        out["factors"][kind] = {"stages": len(names), "measured_s": round(seconds, 1),
+                                "fitted": round((seconds - fixed) / scaled, 3),
+                                "calibrated": calibration.get(kind)}
+    if out["projected_s"] and out["wall_s"]:
+        out["eta_error"] = round(out["projected_s"] / out["wall_s"] - 1.0, 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmark.perf.eta", description=__doc__.splitlines()[0])
+    ap.add_argument("study", type=Path, help="a finished study directory (its results.json)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    try:
+        report = eta_report(load_results(args.study))
+    except UserError as exc:
+        print(f"eta: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    names = {"htr": "recognizer steps", "gan": "GAN iterations"}
+    for kind, f in report["factors"].items():
+        cal = f"×{f['calibrated']:.2f}" if f["calibrated"] is not None else "not recorded"
+        print(f"{names[kind]}: {f['stages']} stage(s), {f['measured_s']:.0f} s measured; "
+              f"fits ×{f['fitted']:.2f} the cost table's time, calibration {cal}")
+    if "eta_error" in report:
+        print(f"first ETA {report['projected_s']:.0f} s against {report['wall_s']:.0f} s wall "
+              f"({report['eta_error']:+.1%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
