@@ -4,6 +4,7 @@ import pytest
 from benchmark.profiles import PROFILES
 from benchmark.study import cost
 from benchmark.study.run import timed_calibration
+from datasets.errors import UserError
 
 
 def test_speed_scales_the_cpu_figures_not_the_fixed_overheads():
@@ -29,32 +30,6 @@ def test_calibration_is_the_measured_over_the_tables_time(monkeypatch):
     assert "recognizer steps in bf16 ×2.00" in lines[1] and "GAN iterations ×0.50" in lines[1]
     timed_calibration(1, lines.append, 1, {"htr": "off", "gan": "on"})
     assert "recognizer steps ×2.00" in lines[2] and "GAN iterations in bf16 ×0.50" in lines[2]
-
-
-def test_a_workload_is_timed_for_its_steps_and_its_seconds_after_the_warm_up(monkeypatch):
-    import time
-    clock = {"now": 0.0, "calls": 0}
-
-    def step(cost_s):
-        def run():
-            clock["now"] += cost_s
-            clock["calls"] += 1
-        return run
-
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
-    # 0.5 s steps: 2 warm-up calls untimed, then steps until both 3 steps and 2 s are reached (4 steps)
-    assert cost.seconds_per_step(step(0.5), warmup=2, steps=3, seconds=2.0) == pytest.approx(0.5)
-    assert clock["calls"] == 6
-    clock["calls"] = 0
-    # 0.1 s steps: the 10-step floor rules, not the 0.5 s
-    assert cost.seconds_per_step(step(0.1), warmup=0, steps=10, seconds=0.5) == pytest.approx(0.1)
-    assert clock["calls"] == 10
-    clock["calls"] = 0
-    # a slow step after fast ones counts in the mean (a stage's time is the sum of its steps)
-    times = iter([0.1] * 9 + [2.1])
-    def uneven():
-        clock["now"] += next(times)
-    assert cost.seconds_per_step(uneven, warmup=0, steps=10, seconds=0.0) == pytest.approx(0.3)
 
 
 @pytest.mark.slow
@@ -90,7 +65,6 @@ def test_calibration_times_each_step_in_its_recipes_precision(monkeypatch):
 
     monkeypatch.setattr(harness, "make_recognizer_step", recognizer_step)
     monkeypatch.setattr(harness, "make_gan_step", gan_step)
-    monkeypatch.setattr(cost, "seconds_per_step", lambda step, **timing: 1.0)   # the no-op steps: time nothing
     monkeypatch.setattr(cpus, "native_bf16_cpu", lambda: True)
     cost.calibration_workloads(1, {"htr": "off", "gan": "auto"})
     assert seen == {"htr": False, "gan": True}
@@ -116,4 +90,6 @@ def test_the_eta_check_recovers_the_speed_that_the_stages_ran_at(tmp_path):
     assert report["factors"]["htr"]["calibrated"] == 1.2
     assert report["eta_error"] == pytest.approx(-0.1)
     assert report["factors"]["htr"]["stages"] > report["factors"]["gan"]["stages"] > 0
+    with pytest.raises(UserError, match="no stage timings"):
+        eta_report({"config": cfg.to_json(), "timings": {"wall_s": 1.0}})
     assert eta_main([str(tmp_path / "missing")]) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 import os
-from typing import Callable, Mapping
+from typing import Mapping
 
 from ..profiles import Profile
 
@@ -89,56 +89,45 @@ def calibration_reference() -> dict[str, float]:
     return {"htr": c["htr"] * CAL_HTR_BATCH, "gan": c["gan_iter"] + c["gan"] * CAL_GAN_MULT ** 2 * CAL_GAN_BATCH}
 
 
-# How long each calibration workload is timed: at least this many steps and seconds apiece after
-# its warm-up, so that one slow or fast step moves the figure little (with 5 recognizer steps and
-# 2 GAN iterations the figure moved by up to a third between start-ups of an idle Zen 4 EPYC).
-CAL_HTR_TIMING = {"warmup": 3, "steps": 10, "seconds": 2.0}
-CAL_GAN_TIMING = {"warmup": 1, "steps": 3, "seconds": 3.0}
-
-
-def seconds_per_step(step: Callable[[], object], warmup: int, steps: int, seconds: float) -> float:
-    """Mean seconds of one call of `step` after `warmup` untimed calls, timed over at least `steps`
-    calls and `seconds` seconds (a stage's time is its steps' sum, so the mean, not the median)."""
+def calibration_workloads(threads: int, amp: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Median seconds of a recognizer training step (5 timed) and of a GAN iteration (D + R +
+    balanced G, 2 timed) of the calibration workloads on `threads` torch threads, each under bf16
+    autocast where its recipe's precision mode (`amp`: {'htr': mode, 'gan': mode}, Profile.amp_modes)
+    turns it on here."""
+    import statistics
     import time
 
-    for _ in range(warmup):
-        step()
-    n, t0 = 0, time.perf_counter()
-    while n < steps or time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return (time.perf_counter() - t0) / n
-
-
-def calibration_workloads(threads: int, amp: Mapping[str, str] | None = None,
-                          sync: Callable[[], object] = lambda: None) -> dict[str, float]:
-    """Mean seconds of a recognizer training step and of a GAN iteration (D + R + balanced G) of
-    the calibration workloads on `threads` torch threads (CAL_HTR_TIMING, CAL_GAN_TIMING), each
-    under bf16 autocast where its recipe's precision mode (`amp`: {'htr': mode, 'gan': mode},
-    Profile.amp_modes) turns it on here. `sync` is called before each workload is timed: workers
-    measuring at once meet there, so each workload runs beside its own kind, as the study's stages do."""
     import torch
 
     from datasets.cpus import bf16_autocast, torch_threads
 
     from ..perf.harness import NAIVE, make_gan_step, make_recognizer_step
-    from ..profiles import PROFILES
 
     amp = amp or {}
+    from ..profiles import PROFILES
+
+    def median_time(step, warmup: int, reps: int) -> float:
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
     with torch_threads(threads):
         htr_step = make_recognizer_step(32, 1.0, CAL_HTR_BATCH, bf16_autocast(amp.get("htr", "off"), "cpu"))
         quick = PROFILES["quick"]
         assert quick.gan.channel_mult == CAL_GAN_MULT and (quick.height, quick.width) == (32, 128)
         gan_variant = replace(NAIVE, amp=bf16_autocast(amp.get("gan", "off"), "cpu"))
         gan_step, _ = make_gan_step(quick, torch.device("cpu"), gan_variant, CAL_GAN_BATCH)
-        sync()
-        htr = seconds_per_step(htr_step, **CAL_HTR_TIMING)
-        sync()
-        return {"htr": htr, "gan": seconds_per_step(gan_step, **CAL_GAN_TIMING)}
+        return {"htr": median_time(htr_step, 2, 5), "gan": median_time(gan_step, 1, 2)}
 
 
 def _calibration_worker(threads: int, amp: Mapping[str, str] | None, start, out) -> None:
-    out.put(calibration_workloads(threads, amp, sync=start.wait))
+    start.wait()
+    out.put(calibration_workloads(threads, amp))
 
 
 def calibrate(threads: int, jobs: int = 1, amp: Mapping[str, str] | None = None) -> dict[str, float]:
