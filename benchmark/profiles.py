@@ -131,9 +131,9 @@ PROFILES = {
     ),
     # quick: both datasets, every row and two seeds (three for real and real + synthetic, the paper's
     # comparison, whose difference is within the seed spread), aimed at an hour on 2 CPU cores (51 min
-    # measured on a 2-vCPU Xeon with AMX and bf16 recognizers, 40 stages; 1 h 20 min with 44 stages and
-    # bf16 GANs on a 2-vCPU Zen 4 EPYC, whose AVX-512 BF16 without AMX gains less; RESULTS), run as two one-thread
-    # stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
+    # measured on a 2-vCPU Xeon with AMX and bf16 recognizers, 40 stages; 1 h 31 min with these 44 stages
+    # on a 2-vCPU Zen 4 EPYC, whose AVX-512 BF16 without AMX gains less, 1 h 20 min there with bf16
+    # GANs; RESULTS), run as two one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000
     # steps (real + synthetic rows no longer get more than real-only ones); the wider encoder learns
     # faster per step; constant lr (the plateau decay, factor 0.5, cost 10 points of test ED here).
     # A recognizer still at validation ED ≥ 95 % after 1,500 steps restarts from a new initialisation
