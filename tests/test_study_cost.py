@@ -75,7 +75,7 @@ def test_calibration_times_each_step_in_its_recipes_precision(monkeypatch):
 
 def test_the_eta_check_recovers_the_speed_that_the_stages_ran_at(tmp_path):
     """Stage times drawn from the cost model at known speeds give those speeds back; a results file
-    without stage timings is a one-line error."""
+    without stage timings or a study config is a one-line error."""
     from benchmark.perf.eta import eta_report, main as eta_main
     from benchmark.study import load_study_config, plan_study
 
@@ -90,6 +90,12 @@ def test_the_eta_check_recovers_the_speed_that_the_stages_ran_at(tmp_path):
     assert report["factors"]["htr"]["calibrated"] == 1.2
     assert report["eta_error"] == pytest.approx(-0.1)
     assert report["factors"]["htr"]["stages"] > report["factors"]["gan"]["stages"] > 0
+    smoke = load_study_config("smoke", seed=0)        # tiny recognizers: mostly fixed start-up, no fit
+    halved = {"config": smoke.to_json(), "timings": {"stages_s": {
+        s.name: 0.5 * s.cost for s in plan_study(smoke, backend=None, fingerprints=False)}}}
+    assert eta_report(halved)["factors"]["htr"]["fitted"] is None
     with pytest.raises(UserError, match="no stage timings"):
         eta_report({"config": cfg.to_json(), "timings": {"wall_s": 1.0}})
+    with pytest.raises(UserError, match="no study config"):
+        eta_report({"timings": {"stages_s": ran}})
     assert eta_main([str(tmp_path / "missing")]) == 2

@@ -24,6 +24,8 @@ from reports.results import load_results
 def stage_costs(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
     """Each planned stage's projected seconds as fixed + scaled × factor, grouped by the factor
     that scales it ('htr', 'gan' or 'fixed'): {factor: {stage: (fixed, scaled)}}."""
+    if not isinstance(results.get("config"), dict):
+        raise UserError("results.json has no study config (config): not written by `htraug study run`")
     cfg = config_from_json(results["config"])
     device = results.get("device", "cpu")
 
@@ -41,8 +43,9 @@ def stage_costs(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
 
 
 def eta_report(results: dict) -> dict:
-    """Per factor: stages, measured seconds, the factor that fits them (Σ(measured − fixed) / Σ scaled)
-    and the calibration's; and the first ETA against the wall time."""
+    """Per factor: stages, measured seconds, the factor that fits them (Σ(measured − fixed) / Σ scaled;
+    None where the fixed start-up outweighs the scaled part) and the calibration's; and the first
+    ETA against the wall time."""
     timings = results.get("timings", {})
     measured = timings.get("stages_s") or {}
     if not measured:
@@ -56,8 +59,9 @@ def eta_report(results: dict) -> dict:
         fixed = sum(stages[n][0] for n in names)
         scaled = sum(stages[n][1] for n in names)
         seconds = sum(measured[n] for n in names)
-        out["factors"][kind] = {"stages": len(names), "measured_s": round(seconds, 1),
-                                "fitted": round((seconds - fixed) / scaled, 3),
+        # Stages whose projection is mostly fixed start-up (the smoke profile's) say nothing of the speed.
+        fitted = round((seconds - fixed) / scaled, 3) if scaled >= fixed and seconds > fixed else None
+        out["factors"][kind] = {"stages": len(names), "measured_s": round(seconds, 1), "fitted": fitted,
                                 "calibrated": calibration.get(kind)}
     if out["projected_s"] and out["wall_s"]:
         out["eta_error"] = round(out["projected_s"] / out["wall_s"] - 1.0, 3)
@@ -80,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     names = {"htr": "recognizer steps", "gan": "GAN iterations"}
     for kind, f in report["factors"].items():
         cal = f"×{f['calibrated']:.2f}" if f["calibrated"] is not None else "not recorded"
-        print(f"{names[kind]}: {f['stages']} stage(s), {f['measured_s']:.0f} s measured; "
-              f"fits ×{f['fitted']:.2f} the cost table's time, calibration {cal}")
+        fit = (f"fits ×{f['fitted']:.2f} the cost table's time" if f["fitted"] is not None
+               else "too short to fit (their projection is mostly fixed start-up)")
+        print(f"{names[kind]}: {f['stages']} stage(s), {f['measured_s']:.0f} s measured; {fit}, calibration {cal}")
     if "eta_error" in report:
         print(f"first ETA {report['projected_s']:.0f} s against {report['wall_s']:.0f} s wall "
               f"({report['eta_error']:+.1%})")
