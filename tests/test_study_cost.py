@@ -83,7 +83,7 @@ def test_the_eta_check_recovers_the_speed_that_the_stages_ran_at(tmp_path):
     ran = {s.name: s.cost for s in plan_study(cfg, backend=None, fingerprints=False, speed={"htr": 1.5, "gan": 0.8})}
     results = {"config": cfg.to_json(), "device": "cpu",
                "timings": {"stages_s": ran, "projected_s": 900.0, "wall_s": 1000.0,
-                           "calibration": {"htr": 1.2, "gan": 0.9}}}
+                           "calibration": {"recognizer_step": 1.2, "gan_iteration": 0.9}}}
     report = eta_report(results)
     assert report["factors"]["htr"]["fitted"] == pytest.approx(1.5, abs=1e-3)
     assert report["factors"]["gan"]["fitted"] == pytest.approx(0.8, abs=1e-3)
@@ -94,6 +94,8 @@ def test_the_eta_check_recovers_the_speed_that_the_stages_ran_at(tmp_path):
     halved = {"config": smoke.to_json(), "timings": {"stages_s": {
         s.name: 0.5 * s.cost for s in plan_study(smoke, backend=None, fingerprints=False)}}}
     assert eta_report(halved)["factors"]["htr"]["fitted"] is None
+    resumed = {**results, "timings": {**results["timings"], "wall_s": 1.0}}   # every stage reused
+    assert "eta_error" not in eta_report(resumed)
     with pytest.raises(UserError, match="no stage timings"):
         eta_report({"config": cfg.to_json(), "timings": {"wall_s": 1.0}})
     with pytest.raises(UserError, match="no study config"):

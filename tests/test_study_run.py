@@ -265,6 +265,18 @@ def test_cli_dry_run_and_errors(tmp_path, capsys):
     assert not (tmp_path / "stages").exists()
 
 
+def test_results_with_the_eta_calibration_load_and_the_eta_check_reads_it(reference, tmp_path):
+    from benchmark.perf.eta import eta_report
+    from benchmark.study.run import calibration_record, write_results
+
+    _, res, _ = reference
+    doc = {**res, "timings": {**res["timings"], "calibration": calibration_record({"htr": 0.9321, "gan": 1.36})}}
+    write_results(tmp_path, doc)
+    loaded = load_results(tmp_path)       # no key of it reads as one of the results' tables
+    assert loaded["timings"]["calibration"] == {"recognizer_step": 0.932, "gan_iteration": 1.36}
+    assert eta_report(loaded)["factors"]["gan"]["calibrated"] == 1.36
+
+
 def test_load_results_rejects_other_files(tmp_path):
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(UserError):

@@ -4,8 +4,8 @@ Reads a finished study's `results.json` and sets each stage's measured seconds a
 model: a stage's projected time is a fixed start-up plus a part that the calibration scales (the
 recognizer's speed for recognizer stages, the GAN's for GANs, generation and scoring). From the
 measured times it prints the speed factors that would have projected them exactly, beside the
-factors the study's calibration chose (when the results record them), and the first ETA beside
-the wall time.
+factors the last run's calibration chose (when the results record them), and the first ETA beside
+the wall time (when that run did not reuse finished stages).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from datasets.errors import UserError
 
 from ..study.config import config_from_json
 from ..study.plan import plan_study
+from ..study.run import CALIBRATION_KEYS
 from reports.results import load_results
 
 
@@ -62,8 +63,9 @@ def eta_report(results: dict) -> dict:
         # Stages whose projection is mostly fixed start-up (the smoke profile's) say nothing of the speed.
         fitted = round((seconds - fixed) / scaled, 3) if scaled >= fixed and seconds > fixed else None
         out["factors"][kind] = {"stages": len(names), "measured_s": round(seconds, 1), "fitted": fitted,
-                                "calibrated": calibration.get(kind)}
-    if out["projected_s"] and out["wall_s"]:
+                                "calibrated": calibration.get(CALIBRATION_KEYS[kind])}
+    # A run that reused finished stages is shorter than its longest stage: its ETA had nothing to project.
+    if out["projected_s"] and out["wall_s"] and out["wall_s"] >= max(measured.values()):
         out["eta_error"] = round(out["projected_s"] / out["wall_s"] - 1.0, 3)
     return out
 
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     if "eta_error" in report:
         print(f"first ETA {report['projected_s']:.0f} s against {report['wall_s']:.0f} s wall "
               f"({report['eta_error']:+.1%})")
+    elif report["wall_s"] is not None:
+        print(f"first ETA not comparable: the last run took {report['wall_s']:.0f} s, less than its longest "
+              "stage (it reused finished stages)")
     return 0
 
 
