@@ -2,6 +2,7 @@
 skip logic, interruption + restart, sharding + merge, config validation, torchrun commands."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -269,8 +270,8 @@ def test_results_with_the_eta_calibration_load_and_the_eta_check_reads_it(refere
     from benchmark.perf.eta import eta_report
     from benchmark.study.run import calibration_record, write_results
 
-    _, res, _ = reference
-    doc = {**res, "timings": {**res["timings"], "calibration": calibration_record({"htr": 0.9321, "gan": 1.36})}}
+    doc = copy.deepcopy(reference[1])      # write_results moves the figures' paths: not the shared reference's
+    doc["timings"]["calibration"] = calibration_record({"htr": 0.9321, "gan": 1.36})
     write_results(tmp_path, doc)
     loaded = load_results(tmp_path)       # no key of it reads as one of the results' tables
     assert loaded["timings"]["calibration"] == {"recognizer_step": 0.932, "gan_iteration": 1.36}
