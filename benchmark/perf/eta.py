@@ -48,13 +48,13 @@ def eta_report(results: dict) -> dict:
     None where the fixed start-up outweighs the scaled part) and the calibration's; and the first
     ETA against the wall time."""
     timings = results.get("timings", {})
-    measured = timings.get("stages_s") or {}
+    measured = {n: t for n, t in (timings.get("stages_s") or {}).items() if isinstance(t, (int, float))}
     if not measured:
         raise UserError("results.json has no stage timings (timings.stages_s): run the study first")
     calibration = timings.get("calibration") or {}
     out = {"factors": {}, "projected_s": timings.get("projected_s"), "wall_s": timings.get("wall_s")}
     for kind, stages in stage_costs(results).items():
-        names = [n for n in stages if measured.get(n) is not None]
+        names = [n for n in stages if n in measured]
         if kind == "fixed" or not names:
             continue
         fixed = sum(stages[n][0] for n in names)
