@@ -24,7 +24,7 @@ from reports.results import load_results
 
 def stage_costs(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
     """Each planned stage's projected seconds as fixed + scaled × factor, grouped by the factor
-    that scales it ('htr', 'gan' or 'fixed'): {factor: {stage: (fixed, scaled)}}."""
+    that scales it ('htr' or 'gan'; stages neither scales are left out): {factor: {stage: (fixed, scaled)}}."""
     if not isinstance(results.get("config"), dict):
         raise UserError("results.json has no study config (config): not written by `htraug study run`")
     cfg = config_from_json(results["config"])
@@ -35,11 +35,12 @@ def stage_costs(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
 
     one = costs({"htr": 1.0, "gan": 1.0})
     by = {k: costs({"htr": 1.0, "gan": 1.0, k: 2.0}) for k in ("htr", "gan")}
-    groups: dict[str, dict[str, tuple[float, float]]] = {"htr": {}, "gan": {}, "fixed": {}}
+    groups: dict[str, dict[str, tuple[float, float]]] = {"htr": {}, "gan": {}}
     for name, c in one.items():
-        kind = next((k for k in ("htr", "gan") if by[k][name] != c), "fixed")
-        scaled = by[kind][name] - c if kind != "fixed" else 0.0
-        groups[kind][name] = (c - scaled, scaled)
+        for kind, group in groups.items():
+            scaled = by[kind][name] - c
+            if scaled:
+                group[name] = (c - scaled, scaled)
     return groups
 
 
@@ -55,7 +56,7 @@ def eta_report(results: dict) -> dict:
     out = {"factors": {}, "projected_s": timings.get("projected_s"), "wall_s": timings.get("wall_s")}
     for kind, stages in stage_costs(results).items():
         names = [n for n in stages if n in measured]
-        if kind == "fixed" or not names:
+        if not names:
             continue
         fixed = sum(stages[n][0] for n in names)
         scaled = sum(stages[n][1] for n in names)
