@@ -46,8 +46,12 @@ class Profile(Options):
     htr_datasets: str = option("all", "datasets with an HTR grid: all, or only the first (the others still train "
                                "their GAN and judge)", choices=("all", "first"), cli=False)
     gan_seeds: int = option(1, "seeds of the main GAN and of every ablation setting (FID/GS mean ± std, best of "
-                            "seeds, failed seeds counted); the synthetic set comes from the study seed's GAN", min=1,
-                            cli=False)
+                            "seeds, failed seeds counted); the synthetic set comes from the study seed's GAN unless "
+                            "synthetic_gan_seeds", min=1, cli=False)
+    synthetic_gan_seeds: bool = option(False, "the HTR rows that train on synthetic words take them from the main "
+                                       "GAN's seeds in turn (HTR seed S + k from GAN seed S + k mod gan_seeds), so their "
+                                       "mean ± std spans the generators' seed spread as well as the recognizers'",
+                                       cli=False)
     ablation_seeds: int | None = option(None, "GAN seeds of every ablation setting (null: gan_seeds)", min=1, cli=False)
     requires_inception: bool = option(False, "refuse to start without Inception FID weights unless the study "
                                       "says --fid-features htr (the paper profile: its FIDs are the paper's)", cli=False)
@@ -88,6 +92,8 @@ class Profile(Options):
                 raise UserError(f"gan_variants {name!r}: {', '.join(bad)} may only be false or null (R from scratch, "
                                 "no readers)")
             GanRecipe.from_json({**self.gan.to_json(), **recipe}, where=f"gan_variants {name!r}")
+        if self.synthetic_gan_seeds and self.gan_seeds < 2:
+            raise UserError(f"synthetic_gan_seeds needs gan_seeds ≥ 2 (got {self.gan_seeds}): one GAN seed is the default")
         if self.htr_datasets == "first" and self.gan_readers:
             raise UserError("gan_readers need the HTR grid on every dataset (htr_datasets = all)")
         unknown = [r for r in self.htr_rows if r not in ROWS]
@@ -106,6 +112,10 @@ class Profile(Options):
         """The HTR seeds of a grid row at a real-data fraction: study_seed, study_seed + 1, …"""
         n = self.row_seeds.get(row, self.htr_seeds) if fraction == 1.0 else self.htr_seeds
         return [study_seed + k for k in range(n)]
+
+    def synthetic_gan_seed(self, htr_seed: int, study_seed: int) -> int:
+        """The main GAN seed whose words an HTR seed's synthetic rows train on."""
+        return study_seed + (htr_seed - study_seed) % self.gan_seeds if self.synthetic_gan_seeds else study_seed
 
     def amp_modes(self) -> dict[str, str]:
         """The recipes' precision modes by stage kind, as the ETA calibration times them."""

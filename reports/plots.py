@@ -142,17 +142,18 @@ def plot_sweep(results: dict, path: Path) -> Path | None:
             if pts:
                 axes[0].errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], color=f"C{i}",
                                  ls=ls, marker="o", capsize=3, label=f"{ds}: {ROW_LABELS[row]}")
-        g = [(p["real"].get("n_real") or p["fraction"], p.get("gain_cer")) for p in sweep
-             if p.get("gain_cer") is not None and p.get("real")]
+        g = [(p["real"].get("n_real") or p["fraction"], p.get("gain_cer"), p.get("paired_gain_cer_std") or 0)
+             for p in sweep if p.get("gain_cer") is not None and p.get("real")]
         if g:
-            axes[1].plot([x for x, _ in g], [y for _, y in g], marker="o", color=f"C{i}", label=ds)
+            axes[1].errorbar([x for x, _, _ in g], [y for _, y, _ in g], yerr=[e for _, _, e in g], marker="o",
+                             color=f"C{i}", capsize=3, label=ds)
     axes[0].set_xlabel("real training images")
     axes[0].set_ylabel("test ED %")
     axes[0].set_title("error vs amount of real data")
     axes[1].axhline(0, color="k", lw=0.8)
     axes[1].set_xlabel("real training images")
     axes[1].set_ylabel("ED gain (real − real+synthetic), points")
-    axes[1].set_title("gain from synthetic data")
+    axes[1].set_title("gain from synthetic data (bars: std over paired seeds)")
     xs = [p[r].get("n_real") or p["fraction"] for _, sw in sets for p in sw for r in ("real", "real+synthetic") if p.get(r)]
     for ax in axes:
         if xs and max(xs) >= 10 * min(xs):

@@ -167,7 +167,10 @@ def build_sections(results: dict, study: Path, out: Path) -> list[Section]:
     sections.append(s)
 
     s = Section("Augmentation gain vs amount of real data")
-    add_table(s, "Real-data-size sweep (gain = ED/WER of real only minus real + synthetic)", table_sweep(results), "sweep.csv")
+    add_table(s, "Real-data-size sweep (gain = ED/WER of real only minus real + synthetic; paired by seed: the "
+                 "same difference seed by seed, mean ± std over the seeds both rows ran, whose two runs share their "
+                 "initialisation; seeds ahead: those where real + synthetic had the lower test ED)",
+              table_sweep(results), "sweep.csv")
     p = plot_sweep(results, figs / "sweep_gain.png")
     if p:
         s.figures.append(("Test ED vs number of real training images, and the gain from synthetic data", p))

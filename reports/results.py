@@ -47,7 +47,8 @@ _LISTS = {"grids", "samples", "missing", "warnings", "gan_departures"}
 _NUMBERS = {"cer", "wer", "cer_ci", "wer_ci", "fid", "kid", "gs", "fid_inception", "readability_cer", "readability_wer",
             "diversity", "diversity_pixels", "gain_cer", "gain_wer", "fraction", "best_fid", "best_gs", "images",
             "words", "characters", "n", "n_real", "n_seeds", "loss_d", "d_share", "val_cer", "val_wer", "train_loss",
-            "val_loss", "iteration", "step", "epoch", "fid_n", "gs_n", "gs_reps", "seed", "done", "expected"}
+            "val_loss", "iteration", "step", "epoch", "fid_n", "gs_n", "gs_reps", "seed", "done", "expected",
+            "paired_seeds", "paired_ahead", "synthetic_gan_seed"}
 _NUMBER_SUFFIXES = ("_mean", "_std")
 _NAMED = {"datasets", "rows", "variants", "ablations", "stats", "versions", "timings", "parameters"}
 

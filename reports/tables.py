@@ -78,7 +78,8 @@ def table_htr_seeds(results: dict) -> pd.DataFrame:
         for row, agg in ((e.get("htr") or {}).get("rows") or {}).items():
             for r in agg.get("per_seed", []):
                 rows.append({"dataset": ds, "row": row, "seed": r.get("seed"), "cer": r.get("cer"), "wer": r.get("wer"),
-                             "cer_ci": r.get("cer_ci"), "wer_ci": r.get("wer_ci"), "n": r.get("n"), "n_real": r.get("n_real")})
+                             "cer_ci": r.get("cer_ci"), "wer_ci": r.get("wer_ci"), "n": r.get("n"), "n_real": r.get("n_real"),
+                             "synthetic from GAN seed": r.get("synthetic_gan_seed")})
     return pd.DataFrame(rows)
 
 
@@ -150,6 +151,12 @@ def table_ablation(results: dict, paper: dict, group: str) -> pd.DataFrame | Non
     return pd.DataFrame(rows) if rows else None
 
 
+def _ahead(point: dict) -> str:
+    """'k of n': the seeds at which real + synthetic had the lower test ED."""
+    n = point.get("paired_seeds")
+    return f"{point.get('paired_ahead')} of {n}" if n else "–"
+
+
 def table_sweep(results: dict) -> pd.DataFrame:
     """Augmentation gain vs amount of real data."""
     rows = []
@@ -160,6 +167,8 @@ def table_sweep(results: dict) -> pd.DataFrame:
                          "ED % real": _pm(r.get("cer_mean"), r.get("cer_std")),
                          "ED % real+synthetic": _pm(s.get("cer_mean"), s.get("cer_std")),
                          "ED gain": _num(pt.get("gain_cer")),
+                         "ED gain, paired by seed": _pm(pt.get("paired_gain_cer_mean"), pt.get("paired_gain_cer_std")),
+                         "seeds ahead": _ahead(pt),
                          "WER % real": _pm(r.get("wer_mean"), r.get("wer_std")),
                          "WER % real+synthetic": _pm(s.get("wer_mean"), s.get("wer_std")),
                          "WER gain": _num(pt.get("gain_wer"))})

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from benchmark.cli import main as htraug
-from benchmark.profiles import PROFILES
+from benchmark.profiles import PROFILES, get_profile
 from benchmark.study import load_study_config, plan_study, run_study
 from datasets.errors import UserError
 from reports.render import render_report
@@ -106,6 +106,54 @@ def test_a_diverged_extra_seed_is_counted_as_failed(tmp_path, fake_backend):
     assert res["complete"] and seeds["failed"] == 1 and "diverged" in seeds["per_seed"][1]["failed"]
     report = render_report(tmp_path).with_name("report.md").read_text()
     assert "1 of 2 seeds failed" in report
+
+
+def test_synthetic_rows_can_take_their_words_from_each_gan_seed_in_turn(tmp_path, fake_backend):
+    cfg = load_study_config("smoke", seed=0)
+    plain = {s.name: s for s in plan_study(cfg, backend=None)}
+    assert plain["rimes-like/htr/real+synthetic/f1/s1"].inputs == ("rimes-like/data", "rimes-like/synthetic")
+    assert "synthetic_gan_seed" not in plain["rimes-like/htr/real+synthetic/f1/s1"].config
+    cfg = replace(cfg, profile=replace(cfg.profile, synthetic_gan_seeds=True, ablations=False))
+    stages = {s.name: s for s in plan_study(cfg, backend=None)}
+    assert stages["rimes-like/synthetic.s1"].inputs == ("rimes-like/data", "rimes-like/gan.s1")
+    assert stages["rimes-like/htr/real+synthetic/f1/s0"].inputs == ("rimes-like/data", "rimes-like/synthetic")
+    assert stages["rimes-like/htr/synthetic/f1/s1"].inputs == ("rimes-like/data", "rimes-like/synthetic.s1")
+    assert stages["rimes-like/htr/real+synthetic/f0.5/s1"].config["synthetic_gan_seed"] == 1
+    assert stages["rimes-like/htr/real/f1/s1"].inputs == ("rimes-like/data",)
+    generated: list[str] = []
+
+    class Recording(fake_backend):
+        def generate(self, run, n, out, words=None, seed=0):
+            generated.append(str(run))
+            return super().generate(run, n, out, words, seed)
+
+    res = run_study(cfg, tmp_path, backend=Recording(), **QUIET)
+    rows = res["datasets"]["arabic-like"]["htr"]["rows"]
+    assert [r["synthetic_gan_seed"] for r in rows["real+synthetic"]["per_seed"]] == [0, 1]
+    assert all("synthetic_gan_seed" not in r for r in rows["real"]["per_seed"])
+    seed1_run = res["stages"]["arabic-like/gan.s1"]["result"]["run"]
+    assert any(g.endswith(seed1_run) for g in generated)
+    report = render_report(tmp_path).with_name("report.md").read_text()
+    assert "synthetic from GAN seed" in report
+
+
+def test_synthetic_words_from_a_failed_gan_seed_stop_with_one_line(tmp_path, fake_backend):
+    class Diverging(fake_backend):
+        def train_gan(self, opts, resume):
+            if opts["seed"] == 1:
+                raise UserError("training diverged at iteration 3: non-finite loss_d; stopped")
+            return super().train_gan(opts, resume)
+
+    cfg = load_study_config("smoke", seed=0)
+    cfg = replace(cfg, profile=replace(cfg.profile, synthetic_gan_seeds=True, ablations=False))
+    with pytest.raises(UserError, match=r"gan\.s1 failed \(training diverged.*draws no synthetic words"):
+        run_study(cfg, tmp_path, backend=Diverging(), **QUIET)
+
+
+def test_synthetic_gan_seeds_needs_several_gan_seeds():
+    with pytest.raises(UserError, match="synthetic_gan_seeds needs gan_seeds ≥ 2"):
+        get_profile("quick", {"synthetic_gan_seeds": True})
+    assert get_profile("quick", {"synthetic_gan_seeds": True, "gan_seeds": 2}).synthetic_gan_seed(3, 0) == 1
 
 
 def test_table_vi_on_the_validation_split_beside_the_test_split(tmp_path, fake_backend):

@@ -10,6 +10,7 @@ import pytest
 
 from benchmark.backend import torchrun_command
 from benchmark.cli import main as htraug
+from benchmark.study.assemble import paired_gain
 from benchmark.study import (load_study_config, merge_studies, plan_study, run_study, select_targets,
                              load_results)
 from datasets.errors import UserError
@@ -34,6 +35,30 @@ def reference(tmp_path_factory, smoke_cfg, fake_backend):
     backend = fake_backend()
     results = run_study(smoke_cfg, out, backend=backend, **QUIET)
     return out, results, backend
+
+
+def test_paired_gain_is_the_difference_seed_by_seed_over_shared_seeds():
+    real = [{"seed": 0, "test": {"cer": 50.0, "wer": 80.0}}, {"seed": 1, "test": {"cer": 40.0, "wer": 70.0}},
+            {"seed": 2, "test": {"cer": 45.0, "wer": 75.0}}]
+    augmented = [{"seed": 0, "test": {"cer": 44.0, "wer": 78.0}}, {"seed": 1, "test": {"cer": 42.0, "wer": 71.0}},
+                 {"seed": 5, "test": {"cer": 10.0, "wer": 10.0}}]      # seed 5 has no real run: left out
+    g = paired_gain(real, augmented)
+    assert g["paired_seeds"] == 2 and g["paired_ahead"] == 1
+    assert g["paired_gain_cer_mean"] == pytest.approx(2.0) and g["paired_gain_cer_std"] == pytest.approx(32 ** 0.5)   # gains 6, −2
+    assert g["paired_gain_wer_mean"] == pytest.approx(0.5)
+    assert paired_gain(real, [{"seed": 7, "test": {"cer": 1.0}}]) == {}
+
+
+def test_sweep_points_carry_the_paired_gain_of_their_runs(reference):
+    _, res, _ = reference
+    fr = res["datasets"]["rimes-like"]
+    point = next(p for p in fr["sweep"] if p["fraction"] == 1.0)
+    real = {r["seed"]: r["cer"] for r in fr["htr"]["rows"]["real"]["per_seed"]}
+    aug = {r["seed"]: r["cer"] for r in fr["htr"]["rows"]["real+synthetic"]["per_seed"]}
+    diffs = [real[s] - aug[s] for s in sorted(set(real) & set(aug))]
+    assert point["paired_seeds"] == len(diffs) == 2
+    assert point["paired_gain_cer_mean"] == pytest.approx(sum(diffs) / 2)
+    assert point["paired_ahead"] == sum(d > 0 for d in diffs)
 
 
 def test_full_study_covers_every_section(reference, smoke_cfg):

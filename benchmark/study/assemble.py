@@ -31,8 +31,27 @@ def aggregate_seeds(per_seed: list[dict]) -> dict:
         for k in _numeric_keys(scored):
             out[f"{prefix}{k}_mean"], out[f"{prefix}{k}_std"] = _mean_std([d.get(k) for d in scored])
     out["per_seed"] = [{"seed": r["seed"], **r["test"], **({"val": r["val"]} if r.get("val") else {}),
-                        "n_real": r.get("n_real"), "curve": r.get("curve", []), **({"bf16": True} if r.get("bf16") else {})}
+                        "n_real": r.get("n_real"), "curve": r.get("curve", []), **({"bf16": True} if r.get("bf16") else {}),
+                        **({"synthetic_gan_seed": r["synthetic_gan_seed"]} if r.get("synthetic_gan_seed") is not None else {})}
                        for r in sorted(per_seed, key=lambda r: r["seed"])]
+    return out
+
+
+def paired_gain(real: list[dict], augmented: list[dict]) -> dict:
+    """The gain of `augmented` over `real` seed by seed (the two rows' runs of one seed share their
+    initialisation): for ED and WER, the mean and sample std of real − augmented over the seeds both
+    rows ran (`paired_gain_cer_mean`, …), how many seeds that is and at how many the augmented row's
+    test ED is lower. Empty where no seed ran in both rows."""
+    by_seed = {r["seed"]: (r.get("test") or {}) for r in real}
+    pairs = [(by_seed[r["seed"]], r.get("test") or {}) for r in augmented if r["seed"] in by_seed]
+    if not pairs:
+        return {}
+    out: dict = {"paired_seeds": len(pairs)}
+    for m in ("cer", "wer"):
+        diffs = [a[m] - b[m] for a, b in pairs if a.get(m) is not None and b.get(m) is not None]
+        out[f"paired_gain_{m}_mean"], out[f"paired_gain_{m}_std"] = _mean_std(diffs)
+    out["paired_ahead"] = sum(1 for a, b in pairs if a.get("cer") is not None and b.get("cer") is not None
+                              and b["cer"] < a["cer"])
     return out
 
 
@@ -91,6 +110,7 @@ def assemble_results(cfg_json: dict, records: dict[str, dict], expected_units: l
                 for m in ("cer", "wer"):
                     a, b = point["real"].get(f"{m}_mean"), point["real+synthetic"].get(f"{m}_mean")
                     point[f"gain_{m}"] = (a - b) if a is not None and b is not None else None
+                point.update(paired_gain(by_key[("real", f)], by_key[("real+synthetic", f)]))
             if len(point) > 1:
                 sweep.append(point)
         if sweep:

@@ -150,6 +150,11 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                                                                **gan_train_common),
                                 {**base, **gan_cfg, **score_cfg, "gan_seed": gan_seed}, gan_inputs, unit=True,
                                 cost=cost["gan"] / div + cost["final"]))
+            if p.synthetic_gan_seeds:         # its own synthetic set (the same words, drawn by that GAN)
+                stages.append(Stage(f"{d_syn}.s{gan_seed}", partial(stage_synthetic, backend=backend, profile=p, seed=S,
+                                                                    data_stage=d_data, gan_stage=f"{d_gan}.s{gan_seed}"),
+                                    {**base, "source": code["gan"], "n_synthetic": p.n_synthetic, "gan_seed": gan_seed},
+                                    (d_data, f"{d_gan}.s{gan_seed}"), cost=cost["generate"]))
         stages.append(Stage(d_final, partial(stage_gan_final, gan_stage=d_gan, **gan_common),
                             {**base, "source": code["gan"], **score_cfg}, (d_data, d_judge, d_gan), cost=cost["final"]))
         stages.append(Stage(d_syn, partial(stage_synthetic, backend=backend, profile=p, seed=S, data_stage=d_data, gan_stage=d_gan),
@@ -173,12 +178,18 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                         stages.append(Stage(name, partial(stage_reuse, source=d_rinit), {**ucfg, "reuse": "r-init"},
                                             (d_rinit,), unit=True, cost=0.1))
                         continue
-                    syn = d_syn if row_uses(row, "synthetic") else None
-                    inputs = (d_data, d_syn) if syn else (d_data,)
+                    syn, syn_seed = None, None
+                    if row_uses(row, "synthetic"):
+                        syn_seed = p.synthetic_gan_seed(seed, S)
+                        syn = d_syn if syn_seed == S else f"{d_syn}.s{syn_seed}"
+                        if syn_seed != S:
+                            ucfg["synthetic_gan_seed"] = syn_seed
+                    inputs = (d_data, syn) if syn else (d_data,)
                     n_scale = scale + (p.n_synthetic / max(1, p.n_train) if syn else 0.0)
                     if not row_uses(row, "real"):
                         n_scale = p.n_synthetic / max(1, p.n_train)
-                    stages.append(Stage(name, partial(htr_fn, row=row, fraction=fraction, seed=seed, syn_stage=syn),
+                    stages.append(Stage(name, partial(htr_fn, row=row, fraction=fraction, seed=seed, syn_stage=syn,
+                                                      syn_gan_seed=syn_seed),
                                         ucfg, inputs, unit=True,
                                         cost=(cost["htr"] * htr_images(p, n_scale) / htr_images(p, 1.0) + cost["eval"]) / div))
         if di == 0:

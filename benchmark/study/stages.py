@@ -89,10 +89,12 @@ def _thin(records: list[dict], limit: int = 400) -> list[dict]:
 
 
 def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row: str, fraction: float,
-              seed: int, data_stage: str, syn_stage: str | None, study_seed: int = 0, text: dict | None = None) -> dict:
+              seed: int, data_stage: str, syn_stage: str | None, study_seed: int = 0, text: dict | None = None,
+              syn_gan_seed: int | None = None) -> dict:
     """Train one HTR row × seed (resuming its run dir) and evaluate it on the unseen-writer test split
     and on the validation split (the paper's Table VI reports RIMES validation), scored after the
-    study config's text normalisation `text`, when it has one."""
+    study config's text normalisation `text`, when it has one. `syn_gan_seed`: the GAN seed that drew
+    its synthetic words (recorded with the result)."""
     data = ctx.inputs[data_stage]
     data_dir = ctx.path(data["dir"])
     syn_dir = ctx.path(ctx.inputs[syn_stage]["dir"]) if syn_stage else None
@@ -108,7 +110,7 @@ def stage_htr(ctx: StageContext, *, backend: StudyBackend, profile: Profile, row
     return {"run": ctx.rel(run), "row": row, "fraction": fraction, "seed": seed,
             "n_real": (opts["max_train"] or n_train) if row_uses(row, "real") else 0,
             "test": _jsonable(test), "val": _jsonable(val), "curve": run_history(ctx, log),
-            **({"bf16": True} if bf16 else {})}
+            **({"synthetic_gan_seed": syn_gan_seed} if syn_stage else {}), **({"bf16": True} if bf16 else {})}
 
 
 def stage_reuse(ctx: StageContext, *, source: str, **fields) -> dict:
@@ -240,7 +242,10 @@ def stage_variant(ctx: StageContext, *, backend: StudyBackend, profile: Profile,
 def stage_synthetic(ctx: StageContext, *, backend: StudyBackend, profile: Profile, seed: int,
                     data_stage: str, gan_stage: str) -> dict:
     """Generate the augmentation set: n_synthetic words sampled from the word prior p_w."""
-    run = ctx.path(ctx.inputs[gan_stage]["run"])
+    trained = ctx.inputs[gan_stage]
+    if trained.get("failed"):
+        raise UserError(f"{gan_stage} failed ({trained['failed']}): it draws no synthetic words")
+    run = ctx.path(trained["run"])
     out = _generate_once(backend, run, ctx.work / "synthetic", profile.n_synthetic, None, seed)
     stats = read_meta(out).get("stats", {})
     return {"dir": ctx.rel(out), "n": profile.n_synthetic, "stats": stats}
