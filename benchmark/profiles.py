@@ -140,7 +140,9 @@ PROFILES = {
         gan=GanRecipe(channel_mult=0.25, iterations=30, batch_size=16, eval_every=15),
     ),
     # quick: both datasets, every row and two seeds (three for real and real + synthetic, the paper's
-    # comparison, whose difference is within the seed spread), aimed at an hour on 2 CPU cores (51 min
+    # comparison; over six paired seeds French gains 7–9 points at every seed, Arabic none at 3,000 real
+    # words and 5 at 750: RESULTS, "Real against real + synthetic over six paired seeds and two GAN
+    # seeds"; `benchmark/studies/quick_*.toml` rerun it so), aimed at an hour on 2 CPU cores (51 min
     # measured on a 2-vCPU Xeon with AMX and bf16 recognizers, 40 stages; 1 h 31 min with these 44 stages
     # on a 2-vCPU Zen 4 EPYC, whose AVX-512 BF16 without AMX gains less, 1 h 20 min there with bf16
     # GANs; RESULTS), run as two one-thread stages at once (`--jobs`, default on a CPU). Every recognizer gets the same 3,000

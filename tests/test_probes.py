@@ -108,3 +108,14 @@ def test_readable_subset_refuses_an_existing_output(tmp_path, capsys, make_tiny)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("readable_subset: error:") and "already exists" in err[0]
     assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_readable_subset_by_length_keeps_each_lengths_share():
+    texts = ["a", "b", "c", "d", "long", "word", "more", "five!", "six!!", "seven"]
+    entries = [(f"images/{i}.png", t) for i, t in enumerate(texts)]
+    errors = {rel: (0.9 if len(t) == 1 else 0.1 * (i % 3)) for i, (rel, t) in enumerate(entries)}
+    plain = keep_readable(entries, errors, 5)
+    assert all(len(texts[i]) > 1 for i in plain)            # the one-letter words all read worst
+    kept = keep_readable(entries, errors, 5, by_length=True)
+    assert sorted(len(texts[i]) for i in kept) == [1, 1, 4, 4, 5]   # shares 2, 1.5, 1.5 of 5: ties to the shorter
+    assert kept == sorted(kept) and len(set(kept)) == 5

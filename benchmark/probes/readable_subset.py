@@ -1,12 +1,13 @@
 """Probe: keep the generated words a judge reads best (synthetic data filtered by readability).
 
     python -m benchmark.probes.readable_subset --data GENERATED_DIR --judge RUN --keep N --out DIR
-        [--threads 1]
+        [--by-length] [--threads 1]
 
 The judge (a recognizer trained on real training images only, e.g. a study's `judge` stage)
 reads every image of a generated dataset (`gan generate`); each image's character error rate
 against the word it was asked to draw ranks it, and the `--keep` best images (ties in dataset
-order) are written as a new dataset directory that `htr train --extra` reads. No test image is
+order; `--by-length`: the best of each word length, in proportion to that length's images) are
+written as a new dataset directory that `htr train --extra` reads. No test image is
 involved: the ranking uses the judge and the generated words only. Prints the mean judge ED of
 all images and of the kept ones.
 """
@@ -39,15 +40,27 @@ def image_errors(predictions_tsv: Path) -> dict[str, float]:
     return out
 
 
-def keep_readable(entries: list[tuple[str, str]], errors: dict[str, float], keep: int) -> list[int]:
-    """Indices of the `keep` entries with the lowest error, in dataset order among equals."""
+def keep_readable(entries: list[tuple[str, str]], errors: dict[str, float], keep: int,
+                  by_length: bool = False) -> list[int]:
+    """Indices of the `keep` entries with the lowest error, in dataset order among equals. With
+    `by_length`, every word length keeps its share of `keep` (largest remainders, shorter lengths
+    first among equals) from its own best, so the kept words are as long as the generated ones."""
     if keep > len(entries):
         raise UserError(f"--keep {keep}: the dataset has only {len(entries)} images")
     missing = [rel for rel, _ in entries if rel not in errors]
     if missing:
         raise UserError(f"the judge's predictions lack {len(missing)} image(s), e.g. {missing[0]}")
-    ranked = sorted(range(len(entries)), key=lambda i: (errors[entries[i][0]], i))
-    return sorted(ranked[:keep])
+    rank = lambda i: (errors[entries[i][0]], i)  # noqa: E731
+    if not by_length:
+        return sorted(sorted(range(len(entries)), key=rank)[:keep])
+    groups: dict[int, list[int]] = {}
+    for i, (_, text) in enumerate(entries):
+        groups.setdefault(len(text), []).append(i)
+    exact = {n: keep * len(idx) / len(entries) for n, idx in groups.items()}
+    quota = {n: int(q) for n, q in exact.items()}
+    for n in sorted(groups, key=lambda n: (-(exact[n] - quota[n]), n))[:keep - sum(quota.values())]:
+        quota[n] += 1
+    return sorted(i for n, idx in groups.items() for i in sorted(idx, key=rank)[:quota[n]])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judge", required=True, help="recognizer run directory (trained on real images only)")
     ap.add_argument("--keep", type=int, required=True, help="images to keep (the most readable)")
     ap.add_argument("--out", required=True, help="dataset directory to create")
+    ap.add_argument("--by-length", action="store_true",
+                    help="keep each word length's share of --keep (the kept words as long as the generated ones)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     try:
@@ -73,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             tsv = Path(tmp) / "predictions.tsv"
             evaluate(args.judge, data.root, tsv)
             errors = image_errors(tsv)
-        chosen = keep_readable(data.entries, errors, args.keep)
+        chosen = keep_readable(data.entries, errors, args.keep, args.by_length)
         meta = DatasetMeta.from_json({**data.meta.to_json(), "stats": {}}, data.root / "meta.json")
         with StagingDir(out) as staging:
             writer = DatasetWriter(staging, meta)
