@@ -22,7 +22,7 @@ import tempfile
 import editdistance
 
 from datasets.errors import UserError
-from datasets.files import StagingDir
+from datasets.files import StagingDir, check_new_output
 from datasets.format import DatasetMeta, DatasetWriter, load_dataset
 
 
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep < 1:
             raise UserError(f"--keep {args.keep}: must be ≥ 1")
         out = Path(args.out)
-        if out.exists():
-            raise UserError(f"{out}: already exists")
+        check_new_output(out)          # before the judge reads anything
         data = load_dataset(args.data)
         with tempfile.TemporaryDirectory() as tmp:
             tsv = Path(tmp) / "predictions.tsv"

@@ -6,7 +6,7 @@ from dataclasses import replace
 import os
 from typing import Mapping
 
-from ..profiles import Profile
+from ..profiles import PROFILES, Profile
 
 # Seconds per image-pass at 32×128 with width multiplier 1 (scaled by pixels and width²), plus a
 # per-iteration GAN overhead (φ's BiLSTM, R, gradient balancing). CPU figures: measured on the
@@ -104,7 +104,6 @@ def calibration_workloads(threads: int, amp: Mapping[str, str] | None = None) ->
     from ..perf.harness import NAIVE, make_gan_step, make_recognizer_step
 
     amp = amp or {}
-    from ..profiles import PROFILES
 
     def median_time(step, warmup: int, reps: int) -> float:
         for _ in range(warmup):
