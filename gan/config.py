@@ -31,6 +31,11 @@ class GanRecipe(Options):
                              defines_run=True)
     lr: float = option(2e-4, "Adam learning rate for all networks", gt=0, defines_run=True)
     betas: tuple[float, float] = option((0.0, 0.999), "Adam betas", cli=False, defines_run=True)
+    lr_d: float | None = option(None, "D's Adam learning rate: none (--lr, the paper), or its own, e.g. above G's (the "
+                                "two time-scale update rule, Heusel et al. 2017)", metavar="LR", parse=parse_none_or_float,
+                                gt=0, defines_run=True)
+    d_steps: int = option(1, "D updates per G update, each on a new real and a new generated batch (the paper: 1)",
+                          metavar="N", min=1, defines_run=True)
     grad_clip_d: float = option(5.0, "max gradient norm for D (0 = off); the paper gives no value", min=0, cli=False,
                                 defines_run=True)
     grad_clip_r: float = option(5.0, "max gradient norm for R (0 = off)", min=0, cli=False, defines_run=True)
@@ -139,3 +144,9 @@ class GanTrainConfig(GanRecipe):
             object.__setattr__(self, "sample_every", self.eval_every)
         if not self.readers:
             object.__setattr__(self, "readers", None)
+
+    def check(self) -> None:
+        super().check()
+        if self.fast_step and self.d_steps > 1:
+            raise UserError(f"d_steps (--d-steps) {self.d_steps} needs the default step: --fast draws one D batch per "
+                            "iteration")

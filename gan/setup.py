@@ -103,9 +103,10 @@ def build_networks(cfg: GanTrainConfig, data: TrainingData, device: torch.device
         for module in (G, D, R):
             module.to(memory_format=torch.channels_last)
     # fused: one kernel per update instead of one per tensor
-    adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, fused=fast)  # noqa: E731
+    adam = lambda params, lr=cfg.lr: torch.optim.Adam(params, lr=lr, betas=cfg.betas, fused=fast)  # noqa: E731
+    lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
     return Networks(net_cfg, phi, G, D, R, adam(list(phi.parameters()) + list(G.parameters())),
-                    adam(D.parameters()), adam(R.parameters()), fast)
+                    adam(D.parameters(), lr_d), adam(R.parameters()), fast)
 
 
 def check_recognizer(where: str, fingerprint, model_config: dict, cfg: GanTrainConfig, data: TrainingData,

@@ -1,4 +1,5 @@
-"""GAN training (paper §II-C): the loop. Each iteration trains D, then R, then (G, φ) (gan/steps.py).
+"""GAN training (paper §II-C): the loop. Each iteration trains D (`d_steps` times, each on new
+batches), then R, then (G, φ) (gan/steps.py).
 
 Every `eval_every` iterations: window-mean losses and ‖∇_R‖/‖∇_D‖, readability (CER/WER of R, and
 of the judge recognizer when given) on a fixed set of generated words, FID (judge 'htr' features)
@@ -194,14 +195,22 @@ class GanTraining:
         if self.fast is not None:
             return self.fast(*self.fast_inputs())
         cfg, dev, n = self.cfg, self.device, self.nets
-        x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next(), dev)
-        if cfg.channels_last and n.fast:
-            x_real = x_real.contiguous(memory_format=torch.channels_last)
-        tokens, flen, _, z = self._fake_inputs()
-        with torch.no_grad(), self.autocast():
-            x_fake = self.s_G(z, n.phi(tokens, flen)).float()
-        loss_d, real_sign = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast,
-                                   self.d_augment)
+        losses, signs = [], []
+        for _ in range(cfg.d_steps):     # each D update on a new real and a new generated batch
+            x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next(), dev)
+            if cfg.channels_last and n.fast:
+                x_real = x_real.contiguous(memory_format=torch.channels_last)
+            tokens, flen, _, z = self._fake_inputs()
+            with torch.no_grad(), self.autocast():
+                x_fake = self.s_G(z, n.phi(tokens, flen)).float()
+            loss_d, sign = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast,
+                                  self.d_augment)
+            losses.append(loss_d)
+            signs.append(sign)
+        if cfg.d_steps > 1:             # the loss row reports the updates' means
+            loss_d, real_sign = torch.stack(losses).mean(), torch.stack(signs).mean()
+        else:
+            real_sign = sign
         loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast, cfg.ctc_reduction)
         tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0)
         r_augment = self._augment if cfg.r_augment else None
@@ -340,7 +349,7 @@ class GanTraining:
         self.window.extend(rows)
         if self.d_augment is not None:     # ADA: steer p by D's overfitting signal on these batches
             sign = float(np.mean([row[LOSS_NAMES.index("d_real_sign")] for row in rows]))
-            self.d_augment.adapt(sign, len(rows) * self.cfg.batch_size * self.world)
+            self.d_augment.adapt(sign, len(rows) * self.cfg.batch_size * self.cfg.d_steps * self.world)
 
     def _window_means(self) -> dict[str, float]:
         arr = np.asarray(self.window, dtype=np.float64)

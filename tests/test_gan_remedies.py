@@ -139,14 +139,29 @@ def test_remedies_off_are_a_bitwise_no_op(tiny, tmp_path):
     base = _params(train(_cfg(tiny, tmp_path / "base")))
     off = _params(train(_cfg(tiny, tmp_path / "off", diff_augment="", augment_p=0.3, ada_speed=5.0, ms_weight=0.0)))
     zero_p = _params(train(_cfg(tiny, tmp_path / "p0", diff_augment="translation,cutout", augment_p=0.0)))
-    assert _equal(base, off) and _equal(base, zero_p)
+    same_lr = _params(train(_cfg(tiny, tmp_path / "lr", d_steps=1, lr_d=GanTrainConfig.lr)))   # D's lr = G's: the paper
+    assert _equal(base, off) and _equal(base, zero_p) and _equal(base, same_lr)
     on = _params(train(_cfg(tiny, tmp_path / "on", diff_augment="translation,cutout")))
     assert not _equal(base, on)
 
 
+def test_d_steps_and_d_learning_rate_train_d_more(tiny, tmp_path):
+    """d_steps = 2: two D updates (and two real batches) per iteration, one of G and R; lr_d: D's own
+    Adam learning rate, G's and R's unchanged. Either changes training."""
+    base = _params(train(_cfg(tiny, tmp_path / "base")))
+    run = train(_cfg(tiny, tmp_path / "run", d_steps=2, lr_d=8e-4))
+    state = read_checkpoint(run / "last.pt")["state"]
+    steps = {k: {float(s["step"]) for s in state[k]["state"].values()} for k in ("opt_d", "opt_g", "opt_r")}
+    assert steps == {"opt_d": {4.0}, "opt_g": {2.0}, "opt_r": {2.0}}
+    assert [g["lr"] for k in ("opt_d", "opt_g", "opt_r") for g in state[k]["param_groups"]] == [8e-4, 2e-4, 2e-4]
+    for kw in ({"d_steps": 2}, {"lr_d": 8e-4}):
+        assert not _equal(base, _params(train(_cfg(tiny, tmp_path / str(kw), **kw))))
+
+
 def test_remedies_resume_exactly(tiny, tmp_path):
-    """DiffAugment's stream, ADA's p and the mode-seeking pairs survive a resume bitwise."""
-    kw = dict(diff_augment="translation,cutout,ink", augment_p=0.5, ada_target=0.6, ada_speed=50.0, ms_weight=0.5)
+    """DiffAugment's stream, ADA's p, the mode-seeking pairs and the extra D updates survive a resume bitwise."""
+    kw = dict(diff_augment="translation,cutout,ink", augment_p=0.5, ada_target=0.6, ada_speed=50.0, ms_weight=0.5,
+              d_steps=2, lr_d=4e-4)
     straight = train(_cfg(tiny, tmp_path / "a", iterations=20, eval_every=10, **kw))
     train(_cfg(tiny, tmp_path / "b", iterations=10, eval_every=10, **kw))
     resumed = train(_cfg(tiny, tmp_path / "b", iterations=20, eval_every=10, resume=True, **kw))
@@ -178,7 +193,9 @@ def test_share_of_d_and_remedy_values_are_logged(tiny, tmp_path):
                                       ({"augment_p": -0.1}, "augment_p"), ({"ms_weight": -1.0}, "ms_weight"),
                                       ({"ada_target": 2.0}, "ada_target"), ({"ada_target": 0.6}, "diff-augment"),
                                       ({"ada_speed": 0.0}, "ada_speed"), ({"ms_weight": 1.0, "batch_size": 5}, "even"),
-                                      ({"alpha_from": -1}, "alpha_from"), ({"alpha_from": 5, "alpha": None}, "alpha")])
+                                      ({"alpha_from": -1}, "alpha_from"), ({"alpha_from": 5, "alpha": None}, "alpha"),
+                                      ({"d_steps": 0}, "d_steps"), ({"lr_d": 0.0}, "lr_d"), ({"lr_d": -1e-4}, "lr_d"),
+                                      ({"d_steps": 2, "fast_step": True}, "--fast")])
 def test_bad_remedy_values_are_one_line_errors(tiny, tmp_path, kw, word):
     with pytest.raises(UserError) as exc:
         _cfg(tiny, tmp_path / "x", **kw)
@@ -193,7 +210,8 @@ def _exit_code(argv) -> int:
 
 
 def test_bad_remedy_flags_stop_before_any_work(tiny, tmp_path, capsys):
-    for flags in (["--diff-augment", "zoom"], ["--augment-p", "2"], ["--ms-weight", "-3"], ["--ada-target", "x"]):
+    for flags in (["--diff-augment", "zoom"], ["--augment-p", "2"], ["--ms-weight", "-3"], ["--ada-target", "x"],
+                  ["--d-steps", "0"], ["--lr-d", "-1e-4"], ["--d-steps", "2", "--fast"]):
         assert _exit_code(["gan", "train", "--data", str(tiny), "--out", str(tmp_path / "r"), *flags]) == 2
         assert not (tmp_path / "r").exists()
     assert "Traceback" not in capsys.readouterr().err

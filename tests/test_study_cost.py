@@ -48,6 +48,19 @@ def test_the_gan_recipe_scales_the_cpu_gan_iteration():
     assert cost.cost_model(quick, "cpu")["gan"] - fixed == pytest.approx(
         cost.gan_recipe_factor(quick) * (cost.cost_model(paper_nets, "cpu")["gan"] - fixed))
     assert cost.cost_model(quick, "gpu")["gan"] == cost.cost_model(paper_nets, "gpu")["gan"]   # GPU: trainer rates
+    two_d = replace(quick, gan=replace(quick.gan, d_steps=2))                      # each extra D update: +27 %
+    assert cost.gan_recipe_factor(two_d) == pytest.approx(1.27 * cost.gan_recipe_factor(quick))
+
+
+def test_a_variant_with_more_d_updates_costs_more_than_the_main_gan():
+    from dataclasses import replace
+    from benchmark.study import load_study_config, plan_study
+    cfg = load_study_config("quick", seed=0)
+    variants = {"same": {"lr_d": 8e-4}, "d2": {"d_steps": 2}}
+    cfg = replace(cfg, profile=replace(cfg.profile, gan_variants=variants))
+    stages = {s.name: s.cost for s in plan_study(cfg, backend=None, fingerprints=False)}
+    same, d2, main = stages["rimes-like/variant/same/s0"], stages["rimes-like/variant/d2/s0"], stages["rimes-like/gan"]
+    assert d2 - same == pytest.approx(0.27 * main)
 
 
 def test_calibration_times_each_step_in_its_recipes_precision(monkeypatch):

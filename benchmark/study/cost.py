@@ -22,15 +22,23 @@ _COST = {"cpu": {"render": 2.2e-3, "htr": 2.5e-3, "gan": 2e-2, "gan_iter": 0.5, 
 # calibration's), measured in the real trainer at the quick size, two runs × 1 thread at once
 # (Intel Xeon, 2 vCPUs, 2026-12-03; benchmark/RESULTS.md "The GAN's share of the first ETA"): spatial
 # conditioning ×1.32 (0.86 against 0.65 s per iteration with CBN), each frozen reader +4 %;
-# distorting the fakes and mode seeking cost nothing measurable.
+# distorting the fakes and mode seeking cost nothing measurable. Each D update past the first adds
+# a generated batch and D's step: +27 % of the quick recipe's iteration (1.57–1.64 against
+# 1.23–1.30 s, one thread; AMD EPYC Zen 4, 2026-12-07, RESULTS "D's update ratio and learning rate").
 GAN_COND_COST = {"spatial": 1.32}
 GAN_READER_COST = 0.04
+GAN_D_STEP_COST = 0.27
+
+
+def gan_d_steps_factor(d_steps: int) -> float:
+    """The cost of an iteration with `d_steps` D updates over one with a single update."""
+    return 1.0 + GAN_D_STEP_COST * (d_steps - 1)
 
 
 def gan_recipe_factor(p: Profile) -> float:
     """The CPU cost of one of profile `p`'s GAN iterations over one of the paper's networks."""
     readers = sum(len(p.seeds_of(row, 1.0, 0)) for row in p.gan_readers)
-    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers)
+    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers) * gan_d_steps_factor(p.gan.d_steps)
 
 
 def htr_images(p: Profile, scale: float) -> float:
