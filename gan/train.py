@@ -190,6 +190,20 @@ class GanTraining:
         """The classic distortions of `htr.augment`, differentiable, drawn from this run's stream."""
         return augment_batch(x, self.streams["augment"])
 
+    def _d_update(self) -> tuple:
+        """One D update on a new real batch and a new generated batch; returns the real batch
+        (images, targets, lengths), D's loss and E[sign(D(real))]."""
+        cfg, n = self.cfg, self.nets
+        x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next(), self.device)
+        if cfg.channels_last and n.fast:
+            x_real = x_real.contiguous(memory_format=torch.channels_last)
+        tokens, flen, _, z = self._fake_inputs()
+        with torch.no_grad(), self.autocast():
+            x_fake = self.s_G(z, n.phi(tokens, flen)).float()
+        loss_d, real_sign = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast,
+                                   self.d_augment)
+        return x_real, targets, lengths, loss_d, real_sign
+
     def step(self) -> torch.Tensor:
         """One training iteration; returns the tensor of LOSS_NAMES values."""
         if self.fast is not None:
@@ -197,20 +211,11 @@ class GanTraining:
         cfg, dev, n = self.cfg, self.device, self.nets
         losses, signs = [], []
         for _ in range(cfg.d_steps):     # each D update on a new real and a new generated batch
-            x_real, targets, lengths = batch_from_indices(self.data.real, self.sampler.next(), dev)
-            if cfg.channels_last and n.fast:
-                x_real = x_real.contiguous(memory_format=torch.channels_last)
-            tokens, flen, _, z = self._fake_inputs()
-            with torch.no_grad(), self.autocast():
-                x_fake = self.s_G(z, n.phi(tokens, flen)).float()
-            loss_d, sign = d_step(self.s_D, n.opt_d, x_real, x_fake, cfg.loss, cfg.grad_clip_d, self.autocast,
-                                  self.d_augment)
+            x_real, targets, lengths, loss_d, real_sign = self._d_update()
             losses.append(loss_d)
-            signs.append(sign)
+            signs.append(real_sign)
         if cfg.d_steps > 1:             # the loss row reports the updates' means
             loss_d, real_sign = torch.stack(losses).mean(), torch.stack(signs).mean()
-        else:
-            real_sign = sign
         loss_r = r_step(self.s_R, n.opt_r, x_real, targets, lengths, cfg.grad_clip_r, self.autocast, cfg.ctc_reduction)
         tokens, flen, ftargets, z = self._fake_inputs(paired=cfg.ms_weight > 0)
         r_augment = self._augment if cfg.r_augment else None

@@ -127,6 +127,8 @@ def test_the_main_gans_departures_from_the_paper_are_named_in_words():
     quick = gan_departures(PROFILES["quick"].to_json())
     assert "ms_weight = 0.25 (paper: 0.0)" in quick and "cond = spatial (paper: cbn)" in quick
     assert "alpha = none (paper: 1.0)" in quick and "gan_readers = [real+classic] (paper: [])" in quick
+    assert "d_steps = 2 (paper: 1)" in quick and "lr_d = 0.0008 (paper: none)" in quick
+    assert 'diff_augment = translation,cutout,ink (paper: "")' in quick
     assert not any(d.split(" = ")[0] in ("channel_mult", "iterations", "batch_size", "eval_every") for d in quick)
     assert gan_departures(get_profile("paper", {"gan_amp": "on"}).to_json()) == []      # precision: a note, not a departure
     assert gan_departures(PROFILES["paper"].to_json()) == [] and gan_departures(PROFILES["smoke"].to_json()) == []
