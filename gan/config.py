@@ -29,7 +29,7 @@ class GanRecipe(Options):
     iterations: int = option(100_000, "training iterations", metavar="N", min=1)
     batch_size: int = option(64, "images per batch, one kind per batch (batch norm needs ≥ 2)", metavar="B", min=2,
                              defines_run=True)
-    lr: float = option(2e-4, "Adam learning rate for all networks", gt=0, defines_run=True)
+    lr: float = option(2e-4, "Adam learning rate of every network (of D too unless --lr-d)", gt=0, defines_run=True)
     betas: tuple[float, float] = option((0.0, 0.999), "Adam betas", cli=False, defines_run=True)
     lr_d: float | None = option(None, "D's Adam learning rate: none (--lr, the paper), or its own, e.g. above G's (the "
                                 "two time-scale update rule, Heusel et al. 2017)", metavar="LR", parse=parse_none_or_float,
