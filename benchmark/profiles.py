@@ -4,7 +4,7 @@ grid) and a `GanRecipe` (the main GAN; the ablations change single fields of it)
 passes the recipes to the trainers as they are."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 import re
 from typing import Mapping
 
@@ -86,12 +86,7 @@ class Profile(Options):
                 raise UserError(f"gan_variants name {name!r} must be a simple name (letters, digits, . _ + = -) other than main")
             if not isinstance(change, dict):
                 raise UserError(f"gan_variants {name!r} must be a table of GAN recipe fields")
-            recipe = {k: v for k, v in change.items() if k not in VARIANT_DROPS}
-            bad = [k for k in VARIANT_DROPS if k in change and change[k] not in (None, False)]
-            if bad:
-                raise UserError(f"gan_variants {name!r}: {', '.join(bad)} may only be false or null (R from scratch, "
-                                "no readers)")
-            GanRecipe.from_json({**self.gan.to_json(), **recipe}, where=f"gan_variants {name!r}")
+            self.with_gan_change(change, where=f"gan_variants {name!r}")
         if self.synthetic_gan_seeds and self.gan_seeds < 2:
             raise UserError(f"synthetic_gan_seeds needs gan_seeds ≥ 2 (got {self.gan_seeds}): one GAN seed is the default")
         if self.htr_datasets == "first" and self.gan_readers:
@@ -116,6 +111,19 @@ class Profile(Options):
     def synthetic_gan_seed(self, htr_seed: int, study_seed: int) -> int:
         """The main GAN seed whose words an HTR seed's synthetic rows train on."""
         return study_seed + (htr_seed - study_seed) % self.gan_seeds if self.synthetic_gan_seeds else study_seed
+
+    def with_gan_change(self, change: Mapping, where: str = "GAN change") -> "Profile":
+        """This profile with its main GAN changed by `change` (GanRecipe fields; `r_init` and
+        `readers` false or null drop R's starting recognizer and the frozen readers), without variants
+        of its own: the profile a variant or an ablation setting is checked, priced and trained with.
+        Bad fields are one-line errors naming `where`."""
+        bad = [k for k in VARIANT_DROPS if k in change and change[k] not in (None, False)]
+        if bad:
+            raise UserError(f"{where}: {', '.join(bad)} may only be false or null (R from scratch, no readers)")
+        recipe = {k: v for k, v in change.items() if k not in VARIANT_DROPS}
+        gan = GanRecipe.from_json({**self.gan.to_json(), **recipe}, where=where)
+        return replace(self, gan=gan, gan_r_init=self.gan_r_init and "r_init" not in change,
+                       gan_readers=() if "readers" in change else self.gan_readers, gan_variants={})
 
     def amp_modes(self) -> dict[str, str]:
         """The recipes' precision modes by stage kind, as the ETA calibration times them."""

@@ -52,16 +52,55 @@ def test_the_gan_recipe_scales_the_cpu_gan_iteration():
     assert cost.gan_recipe_factor(quick) == pytest.approx(1.27 * cost.gan_recipe_factor(one_d))
 
 
-def test_a_variant_with_more_d_updates_costs_more_than_the_main_gan():
+def _quick_gan_parts():
+    """The quick GAN's projected seconds: its evaluations' fixed part and its iterations' part."""
+    quick = PROFILES["quick"]
+    metric = (2 * quick.fid_n + 2 * quick.gs_n) * 4e-3 + 1e-4 * quick.gs_n * quick.gs_reps
+    main = cost.cost_model(quick, "cpu")["gan"]
+    return metric, main - 5.0 - 3 * metric                 # 5 s start-up, 3 evaluations at 32×128
+
+
+def test_a_variant_is_priced_on_its_own_recipe():
     from dataclasses import replace
     from benchmark.study import load_study_config, plan_study
     cfg = load_study_config("quick", seed=0)
-    variants = {"one": {"d_steps": 1}, "three": {"d_steps": 3}, "same": {"lr_d": 1e-3}}
+    variants = {"same": {"lr_d": 1e-3}, "three": {"d_steps": 3}, "cbn": {"cond": "cbn", "ms_region": "image"},
+                "alone": {"readers": False}, "short": {"iterations": 300}}
     cfg = replace(cfg, profile=replace(cfg.profile, gan_variants=variants))
     stages = {s.name: s.cost for s in plan_study(cfg, backend=None, fingerprints=False)}
-    one, three, same = (stages[f"rimes-like/variant/{v}/s0"] for v in variants)
-    main = stages["rimes-like/gan"]                                  # the quick GAN: two D updates (×1.27)
-    assert three - one == pytest.approx(main * 2 * 0.27 / 1.27) and one < same < three
+    same, three, cbn, alone, short = (stages[f"rimes-like/variant/{v}/s0"] for v in variants)
+    metric, iterations = _quick_gan_parts()
+    assert same - stages["rimes-like/gan"] > 0                       # scored, generated, read: more than the GAN
+    assert three - same == pytest.approx(iterations * 0.27 / 1.27)  # a third D update: +27 % of a one-update step
+    assert same - cbn == pytest.approx(iterations * (1 - 1 / 1.32))  # CBN instead of spatial conditioning
+    assert same - alone == pytest.approx(iterations * (1 - 1 / 1.08))   # without the two frozen readers
+    assert same - short == pytest.approx(iterations * 2 / 3 + 2 * metric)   # a third of the iterations, one evaluation
+
+
+def test_an_ablation_setting_is_priced_on_its_own_recipe():
+    from dataclasses import replace
+    from benchmark.study import load_study_config, plan_study
+    cfg = load_study_config("quick", seed=0)
+    p = cfg.profile                            # mode seeking over the image: CBN is a valid setting
+    cfg = replace(cfg, profile=replace(p, gan=replace(p.gan, ms_region="image"), ablations=True, ablation_iterations=300,
+                                       ablation_seeds=1))
+    stages = {s.name: s.cost for s in plan_study(cfg, backend=None, fingerprints=False)}
+    metric, iterations = _quick_gan_parts()
+    final = cost.cost_model(PROFILES["quick"], "cpu")["final"]
+    assert stages["rimes-like/ablation/loss=gan"] - final == pytest.approx(5.0 + metric + iterations / 3)
+    assert stages["rimes-like/ablation/conditioning=cbn"] - final == pytest.approx(5.0 + metric + iterations / 3 / 1.32)
+
+
+def test_a_profile_changed_for_a_variant():
+    quick = PROFILES["quick"]
+    v = quick.with_gan_change({"d_steps": 3, "readers": False})
+    assert (v.gan.d_steps, v.gan.lr_d, v.gan_readers, v.gan_r_init) == (3, quick.gan.lr_d, (), quick.gan_r_init)
+    assert quick.with_gan_change({"r_init": None}).gan_r_init is False and v.gan_variants == {}
+    assert quick.with_gan_change({}).gan == quick.gan and quick.with_gan_change({}).gan_readers == quick.gan_readers
+    with pytest.raises(UserError, match=r"^gan_variants 'x': readers may only be false or null"):
+        quick.with_gan_change({"readers": ["real"]}, where="gan_variants 'x'")
+    with pytest.raises(UserError, match=r"^gan_variants 'x': unknown key\(s\) d_step;"):
+        quick.with_gan_change({"d_step": 2}, where="gan_variants 'x'")
 
 
 def test_calibration_times_each_step_in_its_recipes_precision(monkeypatch):

@@ -30,15 +30,10 @@ GAN_READER_COST = 0.04
 GAN_D_STEP_COST = 0.27
 
 
-def gan_d_steps_factor(d_steps: int) -> float:
-    """The cost of an iteration with `d_steps` D updates over one with a single update."""
-    return 1.0 + GAN_D_STEP_COST * (d_steps - 1)
-
-
 def gan_recipe_factor(p: Profile) -> float:
     """The CPU cost of one of profile `p`'s GAN iterations over one of the paper's networks."""
     readers = sum(len(p.seeds_of(row, 1.0, 0)) for row in p.gan_readers)
-    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers) * gan_d_steps_factor(p.gan.d_steps)
+    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers) * (1.0 + GAN_D_STEP_COST * (p.gan.d_steps - 1))
 
 
 def htr_images(p: Profile, scale: float) -> float:

@@ -21,7 +21,7 @@ from ..backend import StudyBackend
 from ..profiles import Profile, gan_train_fields
 from ..stage import Stage, fingerprint_tree, shard_units
 from .config import StudyConfig
-from .cost import cost_model, gan_d_steps_factor, htr_images
+from .cost import cost_model, htr_images
 from ..metrics.features import file_digest
 from .stages import stage_data, stage_gan, stage_gan_final, stage_htr, stage_reuse, stage_synthetic, stage_variant
 
@@ -197,12 +197,11 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                 for gan_seed in range(S, S + p.variant_seeds):
                     var_cfg = {**base, **gan_cfg, **change, "gan_seed": gan_seed, "synthetic_only": htr_cfg,
                                "n_synthetic": p.n_synthetic, "diversity": [p.diversity_k, p.diversity_m]}
-                    its = change.get("iterations", p.gan.iterations)
-                    d_factor = gan_d_steps_factor(change.get("d_steps", p.gan.d_steps)) / gan_d_steps_factor(p.gan.d_steps)
+                    var_gan = cost_model(p.with_gan_change(change, where=f"gan_variants {name!r}"), device, speed)["gan"]
                     stages.append(Stage(f"{ds}/variant/{name}/s{gan_seed}",
                                         partial(stage_variant, gan_seed=gan_seed, change=change, text=text, **gan_train_common),
                                         var_cfg, gan_inputs, unit=True,
-                                        cost=(cost["gan"] * its / p.gan.iterations * d_factor + cost["final"] + cost["generate"]
+                                        cost=(var_gan + cost["final"] + cost["generate"]
                                               + cost["htr"] * htr_images(p, p.n_synthetic / max(1, p.n_train))
                                               / htr_images(p, 1.0) + cost["eval"]) / div))
         if p.ablations and di == 0:
@@ -211,14 +210,16 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                     if variant is None:
                         continue
                     its = p.ablation_iterations or p.gan.iterations
-                    abl_cfg = {**base, **gan_cfg, **variant, **score_cfg, "iterations": its,
-                               "eval_every": min(p.gan.eval_every, its)}
+                    sizes = {"iterations": its, "eval_every": min(p.gan.eval_every, its)}
+                    abl_cfg = {**base, **gan_cfg, **variant, **score_cfg, **sizes}
+                    abl_gan = cost_model(p.with_gan_change({**variant, **sizes}, where=f"ablation {group}={setting}"),
+                                         device, speed)["gan"]
                     for gan_seed in range(S, S + (p.ablation_seeds or p.gan_seeds)):
                         name = f"{ds}/ablation/{group}={setting}" + (f".s{gan_seed}" if gan_seed != S else "")
                         stages.append(Stage(name, partial(stage_gan, variant=variant, evaluate=True, iterations=its,
                                                           gan_seed=gan_seed, **gan_train_common),
                                             {**abl_cfg, **({"gan_seed": gan_seed} if gan_seed != S else {})}, gan_inputs,
-                                            unit=True, cost=(cost["gan"] * its / p.gan.iterations / div + cost["final"])))
+                                            unit=True, cost=abl_gan / div + cost["final"]))
     return stages
 
 

@@ -15,7 +15,7 @@ from reports.results import row_uses
 
 from ..backend import StudyBackend
 from ..metrics.generator import score_generator
-from ..profiles import VARIANT_DROPS, Profile, gan_train_fields
+from ..profiles import Profile, gan_train_fields
 from ..stage import StageContext
 from .config import DatasetSpec
 
@@ -221,10 +221,10 @@ def stage_variant(ctx: StageContext, *, backend: StudyBackend, profile: Profile,
     data = ctx.inputs[data_stage]
     data_dir = ctx.path(data["dir"])
     judge_run = ctx.path(ctx.inputs[judge_stage]["run"])
-    r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage and "r_init" not in change else None
-    recipe = {k: v for k, v in change.items() if k not in VARIANT_DROPS}
-    opts = {**gan_options(ctx, profile, data_dir, judge_run, gan_seed, recipe, r_init), "out": str(ctx.work / "gan")}
-    if reader_stages and "readers" not in change:
+    variant = profile.with_gan_change(change)
+    r_init = ctx.path(ctx.inputs[r_init_stage]["run"]) if r_init_stage and variant.gan_r_init else None
+    opts = {**gan_options(ctx, variant, data_dir, judge_run, gan_seed, {}, r_init), "out": str(ctx.work / "gan")}
+    if reader_stages and variant.gan_readers:
         opts["readers"] = [str(ctx.path(ctx.inputs[r]["run"])) for r in reader_stages]
     run = Path(backend.train_gan(opts, resume=ctx.resume and (ctx.work / "gan").exists()))
     result = {**_gan_result(ctx, run, change), "gan_seed": gan_seed}
