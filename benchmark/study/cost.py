@@ -33,7 +33,8 @@ GAN_D_STEP_COST = 0.27
 def gan_recipe_factor(p: Profile) -> float:
     """The CPU cost of one of profile `p`'s GAN iterations over one of the paper's networks."""
     readers = sum(len(p.seeds_of(row, 1.0, 0)) for row in p.gan_readers)
-    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers) * (1.0 + GAN_D_STEP_COST * (p.gan.d_steps - 1))
+    d_updates = 1.0 + GAN_D_STEP_COST * (p.gan.d_steps - 1)
+    return GAN_COND_COST.get(p.gan.cond, 1.0) * (1.0 + GAN_READER_COST * readers) * d_updates
 
 
 def htr_images(p: Profile, scale: float) -> float:
