@@ -179,8 +179,8 @@ PROFILES = {
     # iteration (RESULTS, "D's update ratio and learning rate"). `gan_d_steps = 1`, `gan_lr_d = 2e-4` (G's
     # rate) and `gan_diff_augment = ""` give back the single-update D bitwise. A third D update takes
     # D's share to 0.227 / 0.143 but the Arabic words teach a recognizer with classic distortions
-    # ≈ 3 points less, for 22 % more per GAN; D at 8 × G's rate changes nothing (RESULTS, "A third D update, or D's rate doubled
-    # again"), so two updates at 4 × stay.
+    # ≈ 3 points less, for 22 % more per GAN; D at 8 × G's rate changes nothing (RESULTS, "A third D
+    # update, or D's rate doubled again"), so two updates at 4 × stay.
     "quick": Profile(
         name="quick", height=32, width=128, n_train=3000, n_val=300, n_test=400,
         n_synthetic=2000, fid_n=300, gs_n=200, gs_reps=10, htr_seeds=2, row_seeds={"real": 3, "real+synthetic": 3},
