@@ -194,10 +194,10 @@ def plan_study(cfg: StudyConfig, backend: StudyBackend | None, device: str = "cp
                                         cost=(cost["htr"] * htr_images(p, n_scale) / htr_images(p, 1.0) + cost["eval"]) / div))
         if di == 0:
             for name, change in p.gan_variants.items():
+                var_gan = cost_model(p.with_gan_change(change, where=f"gan_variants {name!r}"), device, speed)["gan"]
                 for gan_seed in range(S, S + p.variant_seeds):
                     var_cfg = {**base, **gan_cfg, **change, "gan_seed": gan_seed, "synthetic_only": htr_cfg,
                                "n_synthetic": p.n_synthetic, "diversity": [p.diversity_k, p.diversity_m]}
-                    var_gan = cost_model(p.with_gan_change(change, where=f"gan_variants {name!r}"), device, speed)["gan"]
                     stages.append(Stage(f"{ds}/variant/{name}/s{gan_seed}",
                                         partial(stage_variant, gan_seed=gan_seed, change=change, text=text, **gan_train_common),
                                         var_cfg, gan_inputs, unit=True,
