@@ -75,6 +75,16 @@ def distinct_words(prior, k: int, rng: np.random.Generator, tries: int = 20) -> 
 INK_THRESHOLD = 128   # uint8 value below which a pixel counts as ink
 
 
+def ink_columns(image: np.ndarray) -> np.ndarray:
+    """Indices of an image's columns holding ink (any pixel darker than `INK_THRESHOLD`)."""
+    return np.flatnonzero((np.asarray(image) < INK_THRESHOLD).any(axis=0))
+
+
+def evenly_spaced(n: int, limit: int) -> np.ndarray:
+    """Up to `limit` evenly spaced indices of range(n), first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.int64))
+
+
 def estimate_char_px(images: np.ndarray, texts: list[str], direction: str, limit: int = 4000) -> float:
     """Median canvas pixels per character of the real words: the inked extent from the writing
     side (LTR: from the left edge, RTL: from the right edge) over the transcription length,
@@ -82,10 +92,9 @@ def estimate_char_px(images: np.ndarray, texts: list[str], direction: str, limit
     n = len(texts)
     if n == 0:
         raise UserError("cannot estimate the character width of an empty dataset")
-    pick = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.int64))
     ratios = []
-    for i in pick:
-        ink = np.flatnonzero((np.asarray(images[i]) < INK_THRESHOLD).any(axis=0))
+    for i in evenly_spaced(n, limit):
+        ink = ink_columns(images[i])
         if len(ink) == 0 or not texts[i]:
             continue
         width = images[i].shape[1]

@@ -31,7 +31,7 @@ from PIL import Image
 from datasets.errors import UserError
 from datasets.files import StagingDir, check_new_output
 from datasets.format import Dataset, DatasetMeta, DatasetWriter, load_dataset
-from gan.words import INK_THRESHOLD
+from gan.words import evenly_spaced, ink_columns
 
 MIN_CHARS = 3
 
@@ -51,18 +51,12 @@ class Pitch:
                 f"margin {self.margin[0]}–{self.margin[1]} px, {self.words} words")
 
 
-def ink_columns(image: np.ndarray) -> np.ndarray:
-    """Indices of the columns holding ink (any pixel darker than `INK_THRESHOLD`)."""
-    return np.flatnonzero((np.asarray(image) < INK_THRESHOLD).any(axis=0))
-
-
 def measure_pitch(data: Dataset, limit: int = 4000) -> Pitch:
     """The `Pitch` of up to `limit` evenly spaced images of words with ≥ `MIN_CHARS` characters."""
     rtl = data.meta.direction == "rtl"
     long_words = [i for i, t in enumerate(data.texts) if len(t) >= MIN_CHARS]
-    pick = [long_words[int(j)] for j in np.unique(np.linspace(0, len(long_words) - 1, min(len(long_words), limit)).round())] if long_words else []
     logs, margins = [], []
-    for i in pick:
+    for i in (long_words[j] for j in evenly_spaced(len(long_words), limit)):
         image = data.load_image(i)
         ink = ink_columns(image)
         if len(ink) == 0:
